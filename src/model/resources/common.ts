@@ -37,9 +37,9 @@ export function labelValueProblem(key: string, value: string): string | undefine
   return undefined;
 }
 
-export const dnsLabel = z
-  .string()
-  .refine(isDns1123Label, { message: "expected a DNS-1123 label (lowercase alphanumerics and '-', at most 63)" });
+export const dnsLabel = z.string().refine(isDns1123Label, {
+  message: "expected a DNS-1123 label (lowercase alphanumerics and '-', at most 63)",
+});
 
 export const dnsSubdomain = z.string().refine(isDns1123Subdomain, {
   message: "expected a DNS-1123 subdomain (lowercase alphanumerics, '-' and '.', at most 253)",
@@ -98,10 +98,18 @@ export const labelSelector = z.strictObject({
           const needsValues = e.operator === "In" || e.operator === "NotIn";
           const n = e.values?.length ?? 0;
           if (needsValues && n === 0) {
-            ctx.addIssue({ code: "custom", message: `operator ${e.operator} needs a non-empty values list`, path: ["values"] });
+            ctx.addIssue({
+              code: "custom",
+              message: `operator ${e.operator} needs a non-empty values list`,
+              path: ["values"],
+            });
           }
           if (!needsValues && n > 0) {
-            ctx.addIssue({ code: "custom", message: `operator ${e.operator} takes no values`, path: ["values"] });
+            ctx.addIssue({
+              code: "custom",
+              message: `operator ${e.operator} takes no values`,
+              path: ["values"],
+            });
           }
         }),
     )
@@ -139,9 +147,9 @@ export function isCidr(s: string): boolean {
 }
 
 export const ipAddress = z.string().refine(isIpAddress, { message: "expected an IPv4 or IPv6 address" });
-export const ipOrCidr = z
-  .string()
-  .refine((s) => isIpAddress(s) || isCidr(s), { message: "expected an IP address or a CIDR such as 10.0.0.0/16" });
+export const ipOrCidr = z.string().refine((s) => isIpAddress(s) || isCidr(s), {
+  message: "expected an IP address or a CIDR such as 10.0.0.0/16",
+});
 
 /** A protobuf Duration in its JSON form: seconds with an 's' suffix, e.g. "1.5s"; Kubernetes-style "100ms" / "1m" too. */
 const DURATION = /^(\d+(\.\d+)?(h|m|s|ms|us|µs|ns))+$/;
@@ -151,7 +159,15 @@ export const duration = z
 
 /** Parse a duration string into milliseconds (the schema has already checked the form). */
 export function durationMs(s: string): number {
-  const unit: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001, µs: 0.001, ns: 0.000001 };
+  const unit: Record<string, number> = {
+    h: 3_600_000,
+    m: 60_000,
+    s: 1000,
+    ms: 1,
+    us: 0.001,
+    µs: 0.001,
+    ns: 0.000001,
+  };
   let total = 0;
   for (const m of s.matchAll(/(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)/g)) {
     total += Number(m[1]) * (unit[m[2] ?? "s"] ?? 0);
@@ -161,4 +177,149 @@ export function durationMs(s: string): number {
 
 export const intOrString = z.union([z.number().int(), z.string().min(1)], {
   error: "expected an integer or a string",
+});
+
+/** Marks a refinement issue as a missing required field (load.ts reports it as AMBIT_E_MISSING_FIELD). */
+export const MISSING_FIELD_PARAMS = { ambitCode: "AMBIT_E_MISSING_FIELD" } as const;
+
+/** Report a field that a rule makes required (e.g. externalName for type ExternalName). */
+export function addMissing(ctx: z.RefinementCtx, path: PropertyKey[], message: string): void {
+  ctx.addIssue({ code: "custom", message, path, params: MISSING_FIELD_PARAMS });
+}
+
+/** Report the second and later items that share a key (a name, a port), at the item's key field. */
+export function checkUnique<T>(
+  ctx: z.RefinementCtx,
+  items: readonly T[] | undefined,
+  keyOf: (item: T) => string | number | undefined,
+  pathOf: (index: number) => PropertyKey[],
+  what: string,
+): void {
+  const seen = new Set<string | number>();
+  items?.forEach((item, i) => {
+    const key = keyOf(item);
+    if (key === undefined) return;
+    if (seen.has(key))
+      ctx.addIssue({ code: "custom", message: `duplicate ${what} ${JSON.stringify(key)}`, path: pathOf(i) });
+    seen.add(key);
+  });
+}
+
+// Escapes RE2 (and Go's regexp, which Istio validates with) understands; anything else after a
+// backslash and a letter or digit is an error there, although JavaScript would accept it.
+const RE2_ESCAPE_LETTERS = new Set("aftnrvAbBzdDsSwWpPQEx0".split(""));
+const RE2_MAX_REPEAT = 1000;
+const RE2_MAX_LENGTH = 1024;
+
+/**
+ * Whether a regex is valid RE2 syntax, as Istio (Go regexp) and Envoy (RE2) require. JavaScript's
+ * engine differs both ways, so constructs RE2 lacks (backreferences, lookaround, atomic groups)
+ * are rejected by a scan, RE2-only syntax (inline flags, \z, \pL, POSIX classes, \Q..\E) is
+ * rewritten to an equivalent JavaScript shape, and the result is compiled to catch the rest.
+ */
+export function re2Problem(re: string): string | undefined {
+  if (re.length > RE2_MAX_LENGTH) return `regex is too long (at most ${RE2_MAX_LENGTH} characters)`;
+  let js = "";
+  let inClass = false;
+  for (let i = 0; i < re.length; i++) {
+    const c = re.charAt(i);
+    if (c === "\\") {
+      const n = re.charAt(i + 1);
+      if (n === "") return "regex ends with a lone backslash";
+      if (/[A-Za-z0-9]/.test(n)) {
+        if (/[1-9]/.test(n) && !(n <= "7" && /[0-7]/.test(re.charAt(i + 2)))) {
+          return `backreference \\${n} is not supported (RE2 syntax)`;
+        }
+        if (n === "k") return "named backreferences are not supported (RE2 syntax)";
+        if (!/[1-7]/.test(n) && !RE2_ESCAPE_LETTERS.has(n)) return `invalid escape \\${n} (RE2 syntax)`;
+        if (n === "Q") {
+          const end = re.indexOf("\\E", i + 2);
+          const literal = end < 0 ? re.slice(i + 2) : re.slice(i + 2, end);
+          js += literal.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
+          i = end < 0 ? re.length : end + 1;
+          continue;
+        }
+        if (n === "z" || n === "A") {
+          js += inClass ? "x" : n === "z" ? "$" : "^";
+          i++;
+          continue;
+        }
+        if (n === "p" || n === "P" || n === "x") {
+          let end = i + 2;
+          if (re.charAt(end) === "{") {
+            end = re.indexOf("}", end);
+            if (end < 0) return `unterminated \\${n}{...} (RE2 syntax)`;
+          } else if (n === "x") {
+            if (!/^[0-9A-Fa-f]{2}$/.test(re.slice(i + 2, i + 4))) return "\\x needs two hex digits or {...}";
+            end = i + 3;
+          }
+          js += "x";
+          i = end;
+          continue;
+        }
+      }
+      js += c + n;
+      i++;
+      continue;
+    }
+    if (inClass) {
+      if (c === "[" && re.charAt(i + 1) === ":") {
+        const close = re.indexOf(":]", i + 2);
+        if (close >= 0) {
+          js += "x";
+          i = close + 1;
+          continue;
+        }
+      }
+      if (c === "]") inClass = false;
+      js += c === "[" ? "\\[" : c;
+      continue;
+    }
+    if (c === "[") {
+      inClass = true;
+      js += c;
+      if (re.charAt(i + 1) === "^") js += re.charAt(++i);
+      if (re.charAt(i + 1) === "]") {
+        js += "\\]";
+        i++;
+      }
+      continue;
+    }
+    if (c === "(" && re.charAt(i + 1) === "?") {
+      const rest = re.slice(i + 2);
+      if (/^<?[=!]/.test(rest)) return "lookahead and lookbehind are not supported (RE2 syntax)";
+      if (rest.startsWith(">")) return "atomic groups are not supported (RE2 syntax)";
+      if (/^P[=>]/.test(rest)) return "named backreferences are not supported (RE2 syntax)";
+      const named = /^P?<([A-Za-z_][A-Za-z0-9_]*)>/.exec(rest);
+      if (named) {
+        js += `(?<${named[1] ?? ""}>`;
+        i += 1 + named[0].length;
+        continue;
+      }
+      const flags = /^[imsU]*(?:-[imsU]*)?([:)])/.exec(rest);
+      if (!flags || flags[0] === ")") return `unsupported group syntax "(?${rest.slice(0, 3)}" (RE2 syntax)`;
+      if (flags[1] === ":") js += "(?:";
+      i += 1 + flags[0].length;
+      continue;
+    }
+    if (c === "{") {
+      const rep = /^\{(\d+)(?:,(\d*))?\}/.exec(re.slice(i));
+      if (rep && (Number(rep[1]) > RE2_MAX_REPEAT || Number(rep[2] || 0) > RE2_MAX_REPEAT)) {
+        return `repeat count in ${rep[0]} exceeds ${RE2_MAX_REPEAT} (RE2 limit)`;
+      }
+    }
+    js += c;
+  }
+  try {
+    new RegExp(js);
+  } catch (err) {
+    return `invalid regular expression: ${(err as Error).message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /, "")}`;
+  }
+  return undefined;
+}
+
+/** A string that must be a valid RE2 regular expression. */
+export const re2Regex = z.string().superRefine((s, ctx) => {
+  const problem = re2Problem(s);
+  if (problem) ctx.addIssue({ code: "custom", message: `"${s}": ${problem}` });
 });

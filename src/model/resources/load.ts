@@ -3,7 +3,7 @@
 // defaults, and reports every problem with file, document, resource, field path and line. Pure.
 import { isMap, isSeq, LineCounter, parseAllDocuments, type Document } from "yaml";
 import type { z } from "zod";
-import { objectMeta } from "./common.js";
+import { MISSING_FIELD_PARAMS, objectMeta } from "./common.js";
 import { formatPath, type Problem } from "./problem.js";
 import { apiVersionsOf, KIND_INFO, kindInfo, type AnyResource, type KindInfo } from "./registry.js";
 import { resourceId, resourceKey } from "./types.js";
@@ -22,14 +22,16 @@ export interface LoadResult {
   problems: Problem[];
 }
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Split a file's text into documents; JSON when it starts with '{' or '[', YAML otherwise. */
 export function parseDocuments(text: string, file: string): { docs: RawDocument[]; problems: Problem[] } {
   const trimmed = text.trimStart();
   if (trimmed.startsWith("{") || trimmed.startsWith("[")) {
     try {
-      return { docs: expand([JSON.parse(text) as unknown], file), problems: [] };
+      const docs = expand([JSON.parse(text) as unknown]).map(({ value }, index) => ({ file, index, value }));
+      return { docs, problems: [] };
     } catch (err) {
       // Not JSON after all (YAML flow style also starts with '{'): let the YAML parser decide.
       if (!(err instanceof SyntaxError)) throw err;
@@ -37,25 +39,37 @@ export function parseDocuments(text: string, file: string): { docs: RawDocument[
   }
   const lineCounter = new LineCounter();
   const problems: Problem[] = [];
-  const values: { value: unknown; lineOf: RawDocument["lineOf"] }[] = [];
+  const docs: RawDocument[] = [];
+  // Documents are numbered as the user sees them: empty ones skipped, List items expanded, and a
+  // document that fails to parse still takes its number so later documents keep theirs.
+  let next = 0;
   const yamlDocs = parseAllDocuments(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   const list = Array.isArray(yamlDocs) ? yamlDocs : [yamlDocs];
-  list.forEach((doc, i) => {
+  for (const doc of list) {
     if (doc.errors.length > 0) {
+      const index = next++;
       for (const e of doc.errors) {
         const line = lineCounter.linePos(e.pos[0]).line;
-        problems.push({ code: "AMBIT_E_PARSE", file, index: i, path: "", line, message: `invalid YAML: ${firstLine(e.message)}` });
+        problems.push({
+          code: "AMBIT_E_PARSE",
+          file,
+          index,
+          path: "",
+          line,
+          message: `invalid YAML: ${firstLine(e.message)}`,
+        });
       }
-      return;
+      continue;
     }
     const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
-    if (value === null || value === undefined) return; // empty document between separators
-    values.push({ value, lineOf: (path) => lineOfPath(doc, lineCounter, path) });
-  });
-  const docs: RawDocument[] = [];
-  for (const v of values) {
-    for (const d of expand([v.value], file)) {
-      docs.push({ ...d, index: docs.length, ...(d.value === v.value ? { lineOf: v.lineOf } : {}) });
+    if (value === null || value === undefined) continue; // empty document between separators
+    for (const { value: item, at } of expand([value])) {
+      docs.push({
+        file,
+        index: next++,
+        value: item,
+        lineOf: (path) => lineOfPath(doc, lineCounter, [...at, ...path]),
+      });
     }
   }
   return { docs, problems };
@@ -65,19 +79,27 @@ function firstLine(s: string): string {
   return s.split("\n")[0] ?? s;
 }
 
-/** JSON arrays and Kubernetes Lists (`kind: List` or `*List` with items) become their elements. */
-function expand(values: unknown[], file: string): RawDocument[] {
-  const out: RawDocument[] = [];
-  const walk = (v: unknown): void => {
+/**
+ * JSON arrays and Kubernetes Lists (`kind: List` or `*List` with items) become their elements;
+ * `at` is each element's path inside the parsed value, so field lines can still be found.
+ */
+function expand(values: unknown[]): { value: unknown; at: PropertyKey[] }[] {
+  const out: { value: unknown; at: PropertyKey[] }[] = [];
+  const walk = (v: unknown, at: PropertyKey[]): void => {
     if (Array.isArray(v)) {
-      v.forEach(walk);
-    } else if (isRecord(v) && typeof v.kind === "string" && v.kind.endsWith("List") && Array.isArray(v.items)) {
-      v.items.forEach(walk);
+      v.forEach((item, i) => walk(item, [...at, i]));
+    } else if (
+      isRecord(v) &&
+      typeof v.kind === "string" &&
+      v.kind.endsWith("List") &&
+      Array.isArray(v.items)
+    ) {
+      v.items.forEach((item, i) => walk(item, [...at, "items", i]));
     } else {
-      out.push({ file, index: out.length, value: v });
+      out.push({ value: v, at });
     }
   };
-  values.forEach(walk);
+  values.forEach((v) => walk(v, []));
   return out;
 }
 
@@ -113,7 +135,13 @@ function issuesToProblems(
   lineOf: RawDocument["lineOf"],
 ): Problem[] {
   const out: Problem[] = [];
+  // An object with a misspelt field often also fails an object-level rule ("set at least one
+  // field"); that second problem is a consequence, so only the unknown field is reported.
+  const withUnknown = new Set(
+    issues.filter((i) => i.code === "unrecognized_keys").map((i) => JSON.stringify(i.path)),
+  );
   for (const issue of issues) {
+    if (issue.code === "custom" && withUnknown.has(JSON.stringify(issue.path))) continue;
     if (issue.code === "unrecognized_keys") {
       for (const key of issue.keys) {
         const path = [...issue.path, key];
@@ -128,23 +156,63 @@ function issuesToProblems(
       continue;
     }
     if (issue.code === "invalid_union" && issue.errors.length > 0) {
+      // When no alternative even had the right type (a list for int-or-string), say so with the
+      // union's own message instead of the first alternative's expected type.
+      const wrongType = issue.errors.every(
+        (alt) => alt.length > 0 && alt.every((i) => i.code === "invalid_type" && i.path.length === 0),
+      );
+      if (wrongType) {
+        const absent = issue.input === undefined;
+        out.push({
+          ...base,
+          code: absent ? "AMBIT_E_MISSING_FIELD" : "AMBIT_E_INVALID_TYPE",
+          path: formatPath(issue.path),
+          line: lineOf?.(issue.path),
+          message: absent ? "required field is missing" : `${issue.message}, got ${describe(issue.input)}`,
+        });
+        continue;
+      }
       // Report the alternative that got furthest (fewest issues).
       const best = [...issue.errors].sort((a, b) => a.length - b.length)[0] ?? [];
       const nested = best.map((i) => ({ ...i, path: [...issue.path, ...i.path] }));
       if (nested.length > 0) {
-        out.push(...issuesToProblems(nested as z.core.$ZodIssue[], base, lineOf));
+        out.push(...issuesToProblems(nested, base, lineOf));
         continue;
       }
     }
-    const missing = issue.code === "invalid_type" && issue.input === undefined;
+    // A refinement may mark its issue as a missing field (one that another field makes required).
+    if (issue.code === "custom" && issue.params?.ambitCode === MISSING_FIELD_PARAMS.ambitCode) {
+      out.push({
+        ...base,
+        code: "AMBIT_E_MISSING_FIELD",
+        path: formatPath(issue.path),
+        line: lineOf?.(issue.path),
+        message: issue.message,
+      });
+      continue;
+    }
+    // Enums and literals report an absent field as invalid_value, not invalid_type.
+    const missing =
+      (issue.code === "invalid_type" || issue.code === "invalid_value") &&
+      "input" in issue &&
+      issue.input === undefined;
     const code = missing
       ? "AMBIT_E_MISSING_FIELD"
       : issue.code === "invalid_type"
         ? "AMBIT_E_INVALID_TYPE"
         : "AMBIT_E_INVALID_VALUE";
     let message = issue.message;
-    if (missing) message = `required field is missing (expected ${(issue as { expected?: string }).expected ?? "a value"})`;
-    else if (issue.code === "invalid_type") message = `expected ${issue.expected}, got ${describe(issue.input)}`;
+    // A bad map key: the key's own problem says more than "Invalid key in record".
+    if (issue.code === "invalid_key" && issue.issues[0])
+      message = `key ${JSON.stringify(issue.path[issue.path.length - 1] ?? "")}: ${issue.issues[0].message}`;
+    if (missing) {
+      const expected =
+        issue.code === "invalid_value"
+          ? `one of ${issue.values.map((x) => JSON.stringify(x)).join(", ")}`
+          : issue.expected;
+      message = `required field is missing (expected ${expected})`;
+    } else if (issue.code === "invalid_type")
+      message = `expected ${issue.expected}, got ${describe(issue.input)}`;
     out.push({ ...base, code, path: formatPath(issue.path), line: lineOf?.(issue.path), message });
   }
   return out;
@@ -155,7 +223,8 @@ function describe(v: unknown): string {
   if (Array.isArray(v)) return "a list";
   if (typeof v === "object") return "an object";
   if (typeof v === "string") return `string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
-  return `${typeof v} ${String(v)}`;
+  if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return `${typeof v} ${v}`;
+  return typeof v;
 }
 
 /** Validate one raw document; on success returns the defaulted resource. */
@@ -164,24 +233,49 @@ export function validateDocument(doc: RawDocument): { resource?: AnyResource; pr
   const v = doc.value;
   if (!isRecord(v)) {
     return {
-      problems: [{ ...base, code: "AMBIT_E_NOT_OBJECT", path: "", message: `expected a resource object, got ${describe(v)}` }],
+      problems: [
+        {
+          ...base,
+          code: "AMBIT_E_NOT_OBJECT",
+          path: "",
+          message: `expected a resource object, got ${describe(v)}`,
+        },
+      ],
     };
   }
   const { apiVersion, kind } = v;
   if (typeof apiVersion !== "string" || typeof kind !== "string" || apiVersion === "" || kind === "") {
-    const missing = [typeof apiVersion !== "string" || !apiVersion ? "apiVersion" : "", typeof kind !== "string" || !kind ? "kind" : ""]
+    const missing = [
+      typeof apiVersion !== "string" || !apiVersion ? "apiVersion" : "",
+      typeof kind !== "string" || !kind ? "kind" : "",
+    ]
       .filter(Boolean)
       .join(" and ");
     return {
       problems: [
-        { ...base, code: "AMBIT_E_MISSING_TYPE", path: missing.split(" ")[0] ?? "", line: doc.lineOf?.([]), message: `document has no ${missing}` },
+        {
+          ...base,
+          code: "AMBIT_E_MISSING_TYPE",
+          path: missing.split(" ")[0] ?? "",
+          line: doc.lineOf?.([]),
+          message: `document has no ${missing}`,
+        },
       ],
     };
   }
   const metaName = isRecord(v.metadata) && typeof v.metadata.name === "string" ? v.metadata.name : undefined;
-  const metaNs = isRecord(v.metadata) && typeof v.metadata.namespace === "string" ? v.metadata.namespace : undefined;
+  const metaNs =
+    isRecord(v.metadata) && typeof v.metadata.namespace === "string" ? v.metadata.namespace : undefined;
   const info = kindInfo(kind);
-  const id = metaName ? resourceId({ kind, metadata: { name: metaName, namespace: info?.namespaced === false ? undefined : (metaNs ?? "default") } }) : kind;
+  const id = metaName
+    ? resourceId({
+        kind,
+        metadata: {
+          name: metaName,
+          namespace: info?.namespaced === false ? undefined : (metaNs ?? "default"),
+        },
+      })
+    : kind;
   const withRes = { ...base, resource: id };
   if (!info) {
     return {
@@ -213,29 +307,62 @@ export function validateDocument(doc: RawDocument): { resource?: AnyResource; pr
   const known = new Set(["apiVersion", "kind", "metadata", "spec", "status"]);
   for (const key of Object.keys(v)) {
     if (!known.has(key)) {
-      problems.push({ ...withRes, code: "AMBIT_E_UNKNOWN_FIELD", path: formatPath([key]), line: doc.lineOf?.([key]), message: `unknown field "${key}"` });
+      problems.push({
+        ...withRes,
+        code: "AMBIT_E_UNKNOWN_FIELD",
+        path: formatPath([key]),
+        line: doc.lineOf?.([key]),
+        message: `unknown field "${key}"`,
+      });
     }
   }
   const meta = objectMeta.safeParse(v.metadata, { reportInput: true });
-  if (!meta.success) problems.push(...prefix(issuesToProblems(meta.error.issues, withRes, (p) => doc.lineOf?.(["metadata", ...p])), "metadata"));
+  if (!meta.success)
+    problems.push(
+      ...prefix(
+        issuesToProblems(meta.error.issues, withRes, (p) => doc.lineOf?.(["metadata", ...p])),
+        "metadata",
+      ),
+    );
   let spec: unknown = undefined;
   if (v.spec === undefined && info.specRequired) {
-    problems.push({ ...withRes, code: "AMBIT_E_MISSING_FIELD", path: "spec", line: doc.lineOf?.([]), message: "required field is missing (expected an object)" });
+    problems.push({
+      ...withRes,
+      code: "AMBIT_E_MISSING_FIELD",
+      path: "spec",
+      line: doc.lineOf?.([]),
+      message: "required field is missing (expected an object)",
+    });
   } else if (v.spec !== undefined || !info.specRequired) {
     const parsed = info.spec.safeParse(v.spec ?? {}, { reportInput: true });
-    if (!parsed.success) problems.push(...prefix(issuesToProblems(parsed.error.issues, withRes, (p) => doc.lineOf?.(["spec", ...p])), "spec"));
+    if (!parsed.success)
+      problems.push(
+        ...prefix(
+          issuesToProblems(parsed.error.issues, withRes, (p) => doc.lineOf?.(["spec", ...p])),
+          "spec",
+        ),
+      );
     else spec = parsed.data;
   }
   if (problems.length > 0 || !meta.success) return { problems };
   const metadata = { ...meta.data };
   if (info.namespaced) metadata.namespace = metadata.namespace ?? "default";
   else delete metadata.namespace;
-  const resource = { apiVersion, kind: info.kind, metadata, spec, origin: { file: doc.file, index: doc.index } } as AnyResource;
+  const resource = {
+    apiVersion,
+    kind: info.kind,
+    metadata,
+    spec,
+    origin: { file: doc.file, index: doc.index },
+  } as AnyResource;
   return { resource, problems: [] };
 }
 
 function prefix(problems: Problem[], head: string): Problem[] {
-  return problems.map((p) => ({ ...p, path: p.path === "" ? head : p.path.startsWith("[") ? `${head}${p.path}` : `${head}.${p.path}` }));
+  return problems.map((p) => ({
+    ...p,
+    path: p.path === "" ? head : p.path.startsWith("[") ? `${head}${p.path}` : `${head}.${p.path}`,
+  }));
 }
 
 /** Validate many documents together: each alone, then across them (duplicate kind/namespace/name). */

@@ -1,11 +1,8 @@
-// networking.istio.io: ServiceEntry, WorkloadEntry, DestinationRule, VirtualService. PLACEHOLDER.
-import { z } from "zod";
-
-export const serviceEntrySpec = z.looseObject({});
-export const workloadEntrySpec = z.looseObject({});
-export const destinationRuleSpec = z.looseObject({});
-export const virtualServiceSpec = z.looseObject({});
-export type ServiceEntrySpec = z.infer<typeof serviceEntrySpec>;
-export type WorkloadEntrySpec = z.infer<typeof workloadEntrySpec>;
-export type DestinationRuleSpec = z.infer<typeof destinationRuleSpec>;
-export type VirtualServiceSpec = z.infer<typeof virtualServiceSpec>;
+// networking.istio.io: ServiceEntry, WorkloadEntry, DestinationRule, VirtualService — the shapes of
+// istio/api networking/v1 (served also as v1beta1 and v1alpha3), one module per kind.
+export * from "./networking/shared.js";
+export * from "./networking/service-entry.js";
+export * from "./networking/load-balancer.js";
+export * from "./networking/destination-rule.js";
+export * from "./networking/virtual-service-http.js";
+export * from "./networking/virtual-service.js";

@@ -8,7 +8,8 @@ const strings = z.array(z.string());
 /** Values may carry one '*' as prefix or suffix wildcard, or be '*' alone; never '*' in the middle. */
 const matchValues = z.array(z.string()).superRefine((vs, ctx) => {
   vs.forEach((v, i) => {
-    if (v === "") ctx.addIssue({ code: "custom", message: "empty string is not a valid match value", path: [i] });
+    if (v === "")
+      ctx.addIssue({ code: "custom", message: "empty string is not a valid match value", path: [i] });
     const inner = v.slice(1, -1);
     if (v.length > 1 && inner.includes("*")) {
       ctx.addIssue({
@@ -26,7 +27,11 @@ const portStrings = z.array(z.string()).superRefine((vs, ctx) => {
   vs.forEach((v, i) => {
     const n = Number(v);
     if (!/^\d+$/.test(v) || n > 65535) {
-      ctx.addIssue({ code: "custom", message: `"${v}": expected a port number 0-65535 as a string`, path: [i] });
+      ctx.addIssue({
+        code: "custom",
+        message: `"${v}": expected a port number 0-65535 as a string`,
+        path: [i],
+      });
     }
   });
 });
@@ -39,7 +44,11 @@ const paths = z.array(z.string()).superRefine((vs, ctx) => {
       const problem = pathTemplateProblem(v);
       if (problem) ctx.addIssue({ code: "custom", message: `"${v}": ${problem}`, path: [i] });
     } else if (v.length > 1 && v.slice(1, -1).includes("*")) {
-      ctx.addIssue({ code: "custom", message: `"${v}": '*' is only allowed alone, as a prefix or as a suffix`, path: [i] });
+      ctx.addIssue({
+        code: "custom",
+        message: `"${v}": '*' is only allowed alone, as a prefix or as a suffix`,
+        path: [i],
+      });
     }
   });
 });
@@ -104,7 +113,8 @@ export const source = z
     if (sa && pn) {
       ctx.addIssue({
         code: "custom",
-        message: "serviceAccounts/notServiceAccounts cannot be combined with principals or namespaces in one source",
+        message:
+          "serviceAccounts/notServiceAccounts cannot be combined with principals or namespaces in one source",
       });
     }
     for (const [i, v] of [...(s.serviceAccounts ?? []), ...(s.notServiceAccounts ?? [])].entries()) {
@@ -120,7 +130,16 @@ export const source = z
   });
 export type Source = z.infer<typeof source>;
 
-export const OPERATION_FIELDS = ["hosts", "notHosts", "ports", "notPorts", "methods", "notMethods", "paths", "notPaths"] as const;
+export const OPERATION_FIELDS = [
+  "hosts",
+  "notHosts",
+  "ports",
+  "notPorts",
+  "methods",
+  "notMethods",
+  "paths",
+  "notPaths",
+] as const;
 
 export const operation = z
   .strictObject({
@@ -179,10 +198,18 @@ export const condition = z
       vs?.forEach((v, i) => {
         if (c.key === "source.ip" || c.key === "remote.ip" || c.key === "destination.ip") {
           if (!ipOrCidr.safeParse(v).success) {
-            ctx.addIssue({ code: "custom", message: `"${v}": expected an IP address or CIDR for ${c.key}`, path: [field, i] });
+            ctx.addIssue({
+              code: "custom",
+              message: `"${v}": expected an IP address or CIDR for ${c.key}`,
+              path: [field, i],
+            });
           }
         } else if (c.key === "destination.port" && (!/^\d+$/.test(v) || Number(v) > 65535)) {
-          ctx.addIssue({ code: "custom", message: `"${v}": expected a port number 0-65535`, path: [field, i] });
+          ctx.addIssue({
+            code: "custom",
+            message: `"${v}": expected a port number 0-65535`,
+            path: [field, i],
+          });
         }
       });
     };
@@ -200,7 +227,10 @@ export const rule = z.strictObject({
     .array(z.strictObject({ operation: operation }))
     .min(1, { error: "to, when present, must list at least one operation" })
     .optional(),
-  when: z.array(condition).min(1, { error: "when, when present, must list at least one condition" }).optional(),
+  when: z
+    .array(condition)
+    .min(1, { error: "when, when present, must list at least one condition" })
+    .optional(),
 });
 export type Rule = z.infer<typeof rule>;
 
@@ -215,16 +245,28 @@ export const authorizationPolicySpec = z
   })
   .superRefine((s, ctx) => {
     if (s.selector && (s.targetRef || s.targetRefs)) {
-      ctx.addIssue({ code: "custom", message: "only one of selector or targetRef/targetRefs can be set", path: ["selector"] });
+      ctx.addIssue({
+        code: "custom",
+        message: "only one of selector or targetRef/targetRefs can be set",
+        path: ["selector"],
+      });
     }
     if (s.targetRef && s.targetRefs) {
-      ctx.addIssue({ code: "custom", message: "only one of targetRef or targetRefs can be set", path: ["targetRef"] });
+      ctx.addIssue({
+        code: "custom",
+        message: "only one of targetRef or targetRefs can be set",
+        path: ["targetRef"],
+      });
     }
     if (s.action === "CUSTOM" && !s.provider) {
       ctx.addIssue({ code: "custom", message: "action CUSTOM needs provider.name", path: ["provider"] });
     }
     if (s.action !== "CUSTOM" && s.provider) {
-      ctx.addIssue({ code: "custom", message: `provider is only allowed with action CUSTOM (action is ${s.action})`, path: ["provider"] });
+      ctx.addIssue({
+        code: "custom",
+        message: `provider is only allowed with action CUSTOM (action is ${s.action})`,
+        path: ["provider"],
+      });
     }
   });
 export type AuthorizationPolicySpec = z.infer<typeof authorizationPolicySpec>;
@@ -241,11 +283,19 @@ export const peerAuthenticationSpec = z
   .superRefine((s, ctx) => {
     if (s.portLevelMtls) {
       if (!s.selector || Object.keys(s.selector.matchLabels ?? {}).length === 0) {
-        ctx.addIssue({ code: "custom", message: "portLevelMtls requires a selector with matchLabels", path: ["portLevelMtls"] });
+        ctx.addIssue({
+          code: "custom",
+          message: "portLevelMtls requires a selector with matchLabels",
+          path: ["portLevelMtls"],
+        });
       }
       for (const port of Object.keys(s.portLevelMtls)) {
         if (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
-          ctx.addIssue({ code: "custom", message: `"${port}": expected a port number 1-65535`, path: ["portLevelMtls", port] });
+          ctx.addIssue({
+            code: "custom",
+            message: `"${port}": expected a port number 1-65535`,
+            path: ["portLevelMtls", port],
+          });
         }
       }
     }
@@ -265,7 +315,9 @@ export const jwtRule = z
     fromCookies: strings.optional(),
     outputPayloadToHeader: z.string().optional(),
     forwardOriginalToken: z.boolean().optional(),
-    outputClaimToHeaders: z.array(z.strictObject({ header: z.string().min(1), claim: z.string().min(1) })).optional(),
+    outputClaimToHeaders: z
+      .array(z.strictObject({ header: z.string().min(1), claim: z.string().min(1) }))
+      .optional(),
     timeout: duration.optional(),
     spaceDelimitedClaims: strings.optional(),
   })
@@ -278,7 +330,11 @@ export const jwtRule = z
         url = undefined;
       }
       if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
-        ctx.addIssue({ code: "custom", message: `"${r.jwksUri}": expected an http(s) URL`, path: ["jwksUri"] });
+        ctx.addIssue({
+          code: "custom",
+          message: `"${r.jwksUri}": expected an http(s) URL`,
+          path: ["jwksUri"],
+        });
       }
     }
     if (r.jwks !== undefined) {
@@ -290,7 +346,11 @@ export const jwtRule = z
       }
       const keys = (parsed as { keys?: unknown } | undefined)?.keys;
       if (!Array.isArray(keys)) {
-        ctx.addIssue({ code: "custom", message: 'expected a JSON Web Key Set: {"keys": [...]}', path: ["jwks"] });
+        ctx.addIssue({
+          code: "custom",
+          message: 'expected a JSON Web Key Set: {"keys": [...]}',
+          path: ["jwks"],
+        });
       }
     }
   });
@@ -305,12 +365,20 @@ export const requestAuthenticationSpec = z
   })
   .superRefine((s, ctx) => {
     if (s.selector && (s.targetRef || s.targetRefs)) {
-      ctx.addIssue({ code: "custom", message: "only one of selector or targetRef/targetRefs can be set", path: ["selector"] });
+      ctx.addIssue({
+        code: "custom",
+        message: "only one of selector or targetRef/targetRefs can be set",
+        path: ["selector"],
+      });
     }
     const seen = new Set<string>();
     s.jwtRules?.forEach((r, i) => {
       if (seen.has(r.issuer)) {
-        ctx.addIssue({ code: "custom", message: `issuer "${r.issuer}" is listed twice`, path: ["jwtRules", i, "issuer"] });
+        ctx.addIssue({
+          code: "custom",
+          message: `issuer "${r.issuer}" is listed twice`,
+          path: ["jwtRules", i, "issuer"],
+        });
       }
       seen.add(r.issuer);
     });

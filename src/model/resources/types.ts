@@ -35,11 +35,19 @@ export interface Resource<K extends Kind = Kind, S = unknown> {
 }
 
 /** "Kind namespace/name" or "Kind name" for cluster-scoped kinds. */
-export function resourceId(r: { kind: string; metadata: { name: string; namespace?: string | undefined } }): string {
-  return r.metadata.namespace ? `${r.kind} ${r.metadata.namespace}/${r.metadata.name}` : `${r.kind} ${r.metadata.name}`;
+export function resourceId(r: {
+  kind: string;
+  metadata: { name: string; namespace?: string | undefined };
+}): string {
+  return r.metadata.namespace
+    ? `${r.kind} ${r.metadata.namespace}/${r.metadata.name}`
+    : `${r.kind} ${r.metadata.name}`;
 }
 
 /** A stable key for a resource: kind/namespace/name. */
-export function resourceKey(r: { kind: string; metadata: { name: string; namespace?: string | undefined } }): string {
+export function resourceKey(r: {
+  kind: string;
+  metadata: { name: string; namespace?: string | undefined };
+}): string {
   return `${r.kind}/${r.metadata.namespace ?? ""}/${r.metadata.name}`;
 }
