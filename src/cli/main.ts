@@ -4,6 +4,9 @@ import { Command, CommanderError } from "commander";
 import { registerAuthz } from "./commands/authz.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerValidate } from "./commands/validate.js";
+import { registerCa } from "./commands/ca.js";
+import { registerControlPlane } from "./commands/control-plane.js";
+import { registerNode } from "./commands/node.js";
 import { isAmbitError } from "../core/errors.js";
 import { processIo, type Io } from "./io.js";
 import { VERSION } from "../core/version.js";
@@ -26,6 +29,9 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   registerValidate(program, io, setExit);
   registerAuthz(program, io, setExit);
   registerDemo(program, io, setExit);
+  registerControlPlane(program, io, setExit);
+  registerNode(program, io, setExit);
+  registerCa(program, io, setExit);
   try {
     await program.parseAsync([...argv], { from: "user" });
   } catch (err) {

@@ -1,14 +1,15 @@
 // The `ambit` executable as users and other tools call it: exit codes, output contracts, errors.
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import { repoRoot, runAmbit } from "../support/repo.js";
 
 const fixture = (name: string): string => join(repoRoot(), "test", "fixtures", name);
 const bookinfo = join(repoRoot(), "examples", "bookinfo");
 const tmp = mkdtempSync(join(tmpdir(), "ambit-cli-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
 const write = (name: string, content: unknown): string => {
   const p = join(tmp, name);
   writeFileSync(p, typeof content === "string" ? content : JSON.stringify(content));

@@ -1,0 +1,103 @@
+// `ambit control-plane`: wires the CA, the config store, join tokens, revocations, the gRPC
+// endpoint (CA + enrolment) and the admin API into one process.
+import { mkdir } from "node:fs/promises";
+import { hostname } from "node:os";
+import { isIP } from "node:net";
+import { join } from "node:path";
+import type { Logger } from "../core/log.js";
+import { createRegistry } from "../core/metrics.js";
+import { CertificateAuthority } from "../identity/ca.js";
+import { AdminApi } from "./admin-api.js";
+import { loadOrCreateAdminToken } from "./admin-token.js";
+import { ConfigStore } from "./config-store.js";
+import { ControlPlaneGrpcServer } from "./grpc-server.js";
+import { JoinTokenStore } from "./join-tokens.js";
+import { RevocationStore } from "./revocations.js";
+
+export interface ControlPlaneOptions {
+  stateDir: string;
+  grpc: { host: string; port: number };
+  admin: { host: string; port: number };
+  trustDomain: string;
+  pluginCa?: { certFile: string; keyFile: string; chainFile?: string } | undefined;
+  /** Extra names for the gRPC server certificate; defaults: localhost, 127.0.0.1, the host name, the listen address. */
+  serverSans?: string[] | undefined;
+  maxWorkloadTtlSeconds?: number | undefined;
+  rootGraceSeconds?: number | undefined;
+  log: Logger;
+}
+
+export interface RunningControlPlane {
+  grpcPort: number;
+  adminPort: number;
+  ca: CertificateAuthority;
+  close(): Promise<void>;
+}
+
+export function defaultServerSans(
+  listenHost: string,
+  extra: readonly string[] = [],
+): { dns: string[]; ips: string[] } {
+  const names = new Set(["localhost", "127.0.0.1", hostname(), ...extra]);
+  if (listenHost !== "0.0.0.0" && listenHost !== "::") names.add(listenHost);
+  const dns: string[] = [];
+  const ips: string[] = [];
+  for (const n of names) (isIP(n) ? ips : dns).push(n);
+  return { dns, ips };
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<RunningControlPlane> {
+  await mkdir(opts.stateDir, { recursive: true, mode: 0o700 });
+  const metrics = createRegistry("control-plane");
+  const ca = await CertificateAuthority.open({
+    stateDir: opts.stateDir,
+    trustDomain: opts.trustDomain,
+    ...(opts.pluginCa ? { pluginCa: opts.pluginCa } : {}),
+    ...(opts.maxWorkloadTtlSeconds !== undefined
+      ? { maxWorkloadTtlSeconds: opts.maxWorkloadTtlSeconds }
+      : {}),
+    ...(opts.rootGraceSeconds !== undefined ? { rootGraceSeconds: opts.rootGraceSeconds } : {}),
+  });
+  const config = await ConfigStore.open(join(opts.stateDir, "config"));
+  const joinTokens = await JoinTokenStore.open(opts.stateDir);
+  const revocations = await RevocationStore.open(opts.stateDir);
+  const token = await loadOrCreateAdminToken(opts.stateDir);
+  const serverSans = opts.serverSans?.length
+    ? defaultServerSans(opts.grpc.host, opts.serverSans)
+    : defaultServerSans(opts.grpc.host);
+  const grpcServer = new ControlPlaneGrpcServer({
+    ca,
+    config,
+    joinTokens,
+    revocations,
+    log: opts.log,
+    metrics,
+    serverSans,
+  });
+  const admin = new AdminApi({
+    token,
+    ca,
+    config,
+    joinTokens,
+    revocations,
+    metrics,
+    log: opts.log,
+    onBundleChange: () => grpcServer.refreshCredentials(),
+  });
+  const grpcPort = await grpcServer.listen(opts.grpc.host, opts.grpc.port);
+  const adminPort = await admin.listen(opts.admin.host, opts.admin.port);
+  opts.log.info(
+    { grpcPort, adminPort, trustDomain: opts.trustDomain, stateDir: opts.stateDir },
+    "control plane started",
+  );
+  return {
+    grpcPort,
+    adminPort,
+    ca,
+    close: async () => {
+      config.close();
+      await Promise.all([grpcServer.close(), admin.close()]);
+      await ca.close();
+    },
+  };
+}
