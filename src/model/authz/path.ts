@@ -1,5 +1,6 @@
 // Request paths as Istio's default (BASE) normalization leaves them, and path matchers built from
 // policy `paths`: exact, "prefix*", "*suffix", "*", and the {*} / {**} templates.
+import { StringMatcher } from "./match.js";
 
 /**
  * Istio BASE normalization (Envoy `normalize_path`, slashes not merged): drop the query and the
@@ -117,41 +118,23 @@ export function pathMatcher(values: readonly string[]): PathMatcher {
   return m;
 }
 
-/** Matches the normalized path against a policy's `paths` (or `notPaths`) list; case-sensitive. */
+/**
+ * Matches the normalized path against a policy's `paths` (or `notPaths`) list; case-sensitive.
+ * Plain values use Istio's string forms; `{*}` / `{**}` templates become anchored regexes.
+ */
 export class PathMatcher {
-  private readonly exact: ReadonlySet<string> | null;
-  private readonly prefixes: readonly string[];
-  private readonly suffixes: readonly string[];
-  private readonly presence: boolean;
+  private readonly plain: StringMatcher;
   private readonly templates: readonly RegExp[];
   readonly source: readonly string[];
 
   constructor(values: readonly string[]) {
-    const exact = new Set<string>();
-    const prefixes: string[] = [];
-    const suffixes: string[] = [];
-    const templates: RegExp[] = [];
-    let presence = false;
-    for (const v of values) {
-      if (isPathTemplate(v)) templates.push(pathTemplateRegExp(v));
-      else if (v === "*") presence = true;
-      else if (v.startsWith("*")) suffixes.push(v.slice(1));
-      else if (v.endsWith("*")) prefixes.push(v.slice(0, -1));
-      else exact.add(v);
-    }
-    this.exact = exact.size > 0 ? exact : null;
-    this.prefixes = prefixes;
-    this.suffixes = suffixes;
-    this.presence = presence;
-    this.templates = templates;
+    this.plain = new StringMatcher(values.filter((v) => !isPathTemplate(v)));
+    this.templates = values.filter(isPathTemplate).map(pathTemplateRegExp);
     this.source = values;
   }
 
   matches(path: string): boolean {
-    if (this.presence && path.length > 0) return true;
-    if (this.exact !== null && this.exact.has(path)) return true;
-    for (const p of this.prefixes) if (path.startsWith(p)) return true;
-    for (const p of this.suffixes) if (path.endsWith(p)) return true;
+    if (this.plain.matches(path)) return true;
     for (const t of this.templates) if (t.test(path)) return true;
     return false;
   }
