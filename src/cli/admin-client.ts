@@ -1,5 +1,6 @@
 // The CLI's client for the control plane's admin API: finds the token in the state directory and
 // turns HTTP failures into AmbitErrors with the server's code.
+import type { Command } from "commander";
 import { AmbitError, asErrorCode } from "../core/errors.js";
 import { readAdminToken } from "../controlplane/admin-token.js";
 import { defaultStateDir } from "../core/state-dir.js";
@@ -16,6 +17,21 @@ export function adminTargetOptions(opts: { controlPlane?: string; stateDir?: str
     controlPlane: opts.controlPlane ?? DEFAULT_ADMIN_URL,
     stateDir: opts.stateDir ?? defaultStateDir(),
   };
+}
+
+export interface TargetOpts {
+  controlPlane?: string;
+  stateDir?: string;
+}
+
+/** Adds --control-plane and --state-dir to a command that calls the admin API. */
+export function withTarget(cmd: Command): Command {
+  return cmd
+    .option("--control-plane <url>", `control plane admin URL [default: ${DEFAULT_ADMIN_URL}]`)
+    .option(
+      "--state-dir <dir>",
+      "control plane state directory holding the admin token [default: $AMBIT_STATE_DIR or ~/.ambit]",
+    );
 }
 
 export async function adminRequest<T>(
@@ -55,9 +71,10 @@ export async function adminRequest<T>(
     ? (JSON.parse(text) as unknown)
     : undefined;
   if (!res.ok) {
-    const e = json as { code?: string; message?: string } | undefined;
+    const e = json as ({ code?: string; message?: string } & Record<string, unknown>) | undefined;
     const code = asErrorCode(e?.code) ?? "AMBIT_E_UNAVAILABLE";
-    throw new AmbitError(code, e?.message ?? `HTTP ${res.status}`);
+    // The whole body (problems, notFound, ...) travels as detail for commands that print it.
+    throw new AmbitError(code, e?.message ?? `HTTP ${res.status}`, { status: res.status, ...(e ?? {}) });
   }
   return (json as T | undefined) ?? text;
 }

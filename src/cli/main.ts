@@ -7,6 +7,8 @@ import { registerValidate } from "./commands/validate.js";
 import { registerCa } from "./commands/ca.js";
 import { registerControlPlane } from "./commands/control-plane.js";
 import { registerNode } from "./commands/node.js";
+import { registerConfig } from "./commands/config.js";
+import { registerProxyStatus } from "./commands/proxy-status.js";
 import { isAmbitError } from "../core/errors.js";
 import { processIo, type Io } from "./io.js";
 import { VERSION } from "../core/version.js";
@@ -32,6 +34,8 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   registerControlPlane(program, io, setExit);
   registerNode(program, io, setExit);
   registerCa(program, io, setExit);
+  registerConfig(program, io, setExit);
+  registerProxyStatus(program, io, setExit);
   try {
     await program.parseAsync([...argv], { from: "user" });
   } catch (err) {

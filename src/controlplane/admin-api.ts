@@ -8,12 +8,15 @@ import type { Logger } from "../core/log.js";
 import type { CertificateAuthority } from "../identity/ca.js";
 import { spkiPin } from "../identity/pin.js";
 import { bearerMatches } from "./admin-token.js";
-import type { ConfigStore } from "./config-store.js";
+import type { ConfigStore, ResourceStatus } from "./config-store.js";
 import type { JoinTokenStore } from "./join-tokens.js";
 import type { RevocationStore } from "./revocations.js";
 import { isDns1123Subdomain } from "../model/resources/common.js";
+import { KIND_INFO, resolveKindName } from "../model/resources/registry.js";
 
 const MAX_BODY = 1 << 20;
+/** apply carries whole manifests: a larger bound. */
+const MAX_APPLY_BODY = 16 << 20;
 const MAX_TOKEN_TTL_MS = 7 * 86_400_000;
 
 export interface AdminDeps {
@@ -26,6 +29,20 @@ export interface AdminDeps {
   log: Logger;
   /** Called after the trust bundle changed (rotate/remove root). */
   onBundleChange: () => Promise<void>;
+  /** Connected data-plane clients and their sync state (from the xDS server). */
+  proxyStatus?: () => unknown;
+}
+
+/** One resource as GET /v1/resources returns it: the user's document, the validated spec, status. */
+interface ResourceView {
+  kind: string;
+  namespace: string | undefined;
+  name: string;
+  object: Record<string, unknown>;
+  spec: unknown;
+  file: string;
+  createdAt: string;
+  status: ResourceStatus;
 }
 
 class HttpError extends Error {
@@ -33,17 +50,18 @@ class HttpError extends Error {
     readonly status: number,
     readonly code: ErrorCode,
     message: string,
+    readonly extra: Record<string, unknown> = {},
   ) {
     super(message);
   }
 }
 
-async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+async function readJson(req: IncomingMessage, limit = MAX_BODY): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new HttpError(413, "AMBIT_E_USAGE", `request body over ${MAX_BODY} bytes`);
+    if (size > limit) throw new HttpError(413, "AMBIT_E_USAGE", `request body over ${limit} bytes`);
     chunks.push(chunk as Buffer);
   }
   if (size === 0) return {};
@@ -109,7 +127,7 @@ export class AdminApi {
 
   private fail(res: ServerResponse, req: IncomingMessage, err: unknown): void {
     if (err instanceof HttpError) {
-      this.send(res, req, err.status, { code: err.code, message: err.message });
+      this.send(res, req, err.status, { code: err.code, message: err.message, ...err.extra });
       return;
     }
     this.deps.log.error({ err, url: req.url }, "admin request failed");
@@ -199,10 +217,152 @@ export class AdminApi {
         this.deps.log.warn({ revocation: r.revocation }, "revoked");
         return this.send(res, req, 201, r.revocation);
       }
+      case "GET /v1/proxy-status":
+        return this.send(res, req, 200, { clients: this.deps.proxyStatus?.() ?? [] });
       case "GET /v1/config/problems":
         return this.send(res, req, 200, { problems: this.deps.config.problems() });
+      case "POST /v1/apply":
+        return this.apply(req, res);
+      case "POST /v1/delete":
+        return this.delete(req, res);
+      case "GET /v1/resources":
+        return this.getResources(req, res, url);
       default:
         throw new HttpError(404, "AMBIT_E_USAGE", `no such admin route: ${route}`);
     }
   }
+  private async apply(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readJson(req, MAX_APPLY_BODY);
+    const files = Array.isArray(body.files) ? body.files : undefined;
+    const texts = files?.map((f: unknown) => {
+      const o = (typeof f === "object" && f !== null ? f : {}) as Record<string, unknown>;
+      return { file: str(o.file) ?? "<request>", text: str(o.text) };
+    });
+    if (!texts || texts.length === 0 || texts.some((t) => t.text === undefined)) {
+      throw new HttpError(400, "AMBIT_E_USAGE", "body needs files: [{file, text}, ...] with text a string");
+    }
+    const r = await this.deps.config.apply(texts.map((t) => ({ file: t.file, text: t.text ?? "" })));
+    if (!r.ok) {
+      throw new HttpError(
+        422,
+        "AMBIT_E_CONFIG_REJECTED",
+        `${r.problems.length} problem${r.problems.length === 1 ? "" : "s"}; nothing was applied`,
+        { problems: r.problems },
+      );
+    }
+    const changed = r.applied.filter((a) => a.action !== "unchanged").length;
+    if (changed > 0) this.deps.log.info({ changed, total: r.applied.length }, "config applied");
+    return this.send(res, req, 200, { applied: r.applied });
+  }
+
+  private async delete(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readJson(req);
+    const refs = Array.isArray(body.refs) ? body.refs : undefined;
+    const parsed = refs?.map((x: unknown) => {
+      const o = (typeof x === "object" && x !== null ? x : {}) as Record<string, unknown>;
+      return { kind: str(o.kind), namespace: str(o.namespace), name: str(o.name) };
+    });
+    if (!parsed || parsed.length === 0 || parsed.some((p) => !p.kind || !p.name)) {
+      throw new HttpError(400, "AMBIT_E_USAGE", "body needs refs: [{kind, namespace?, name}, ...]");
+    }
+    const resolved = parsed.map((p) => {
+      const info = resolveKindName(p.kind ?? "");
+      if (!info) throw unknownKind(p.kind ?? "");
+      return { kind: info.kind, namespace: p.namespace, name: p.name ?? "" };
+    });
+    const r = await this.deps.config.delete(resolved, { ignoreNotFound: body.ignoreNotFound === true });
+    if (!r.ok) {
+      if (r.problems.length > 0) {
+        throw new HttpError(409, "AMBIT_E_CONFLICT", r.problems.map((p) => p.message).join("; "), {
+          problems: r.problems,
+        });
+      }
+      const names = r.notFound.map((n) => {
+        const plural = resolveKindName(n.kind)?.plural ?? n.kind;
+        return `${plural} "${n.name}" not found${n.namespace ? ` in namespace "${n.namespace}"` : ""}`;
+      });
+      throw new HttpError(404, "AMBIT_E_NOT_FOUND", `(NotFound) ${names.join("; ")}; nothing was deleted`, {
+        notFound: r.notFound,
+      });
+    }
+    if (r.deleted.length > 0) this.deps.log.info({ deleted: r.deleted.length }, "config deleted");
+    return this.send(res, req, 200, { deleted: r.deleted });
+  }
+
+  private getResources(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    const kindName = url.searchParams.get("kind");
+    if (!kindName) throw new HttpError(400, "AMBIT_E_USAGE", "query needs kind=KIND");
+    const info = resolveKindName(kindName);
+    if (!info) throw unknownKind(kindName);
+    const namespace = info.namespaced ? (url.searchParams.get("namespace") ?? undefined) : undefined;
+    const name = url.searchParams.get("name") ?? undefined;
+    const found = this.deps.config.list({
+      kind: info.kind,
+      ...(namespace !== undefined ? { namespace } : {}),
+      ...(name !== undefined ? { name } : {}),
+    });
+    const rejected = this.deps.config.listRejected({
+      kind: info.kind,
+      ...(namespace !== undefined ? { namespace } : {}),
+      ...(name !== undefined ? { name } : {}),
+    });
+    if (name !== undefined && found.length === 0 && rejected.length === 0) {
+      throw new HttpError(
+        404,
+        "AMBIT_E_NOT_FOUND",
+        `(NotFound) ${info.plural}.${info.group || "core"} "${name}" not found${namespace ? ` in namespace "${namespace}"` : ""}`,
+      );
+    }
+    const resources = found
+      .map((e): ResourceView => ({
+        kind: e.resource.kind,
+        namespace: e.resource.metadata.namespace,
+        name: e.resource.metadata.name,
+        object: e.raw,
+        spec: e.resource.spec,
+        file: e.file,
+        createdAt: e.createdAt,
+        status: e.status,
+      }))
+      .concat(
+        rejected.map((e): ResourceView => ({
+          kind: e.kind,
+          namespace: e.namespace,
+          name: e.name,
+          object: e.raw,
+          spec: e.raw.spec,
+          file: e.file,
+          createdAt: e.firstSeen,
+          status: {
+            phase: "rejected",
+            generation: 0,
+            acceptedAt: "",
+            rejectedAt: e.firstSeen,
+            problems: e.problems,
+            message: `never accepted, nothing serves it: ${e.problems.map((p) => `${p.path}: ${p.message}`).join("; ")}`,
+            acks: [],
+          },
+        })),
+      )
+      .sort((a, b) =>
+        (a.namespace ?? "") === (b.namespace ?? "")
+          ? a.name.localeCompare(b.name)
+          : (a.namespace ?? "").localeCompare(b.namespace ?? ""),
+      );
+    return this.send(res, req, 200, {
+      kind: info.kind,
+      group: info.group,
+      plural: info.plural,
+      namespaced: info.namespaced,
+      resources,
+    });
+  }
+}
+
+function unknownKind(name: string): HttpError {
+  return new HttpError(
+    400,
+    "AMBIT_E_UNKNOWN_KIND",
+    `the server doesn't have a resource type "${name}"; accepted kinds: ${KIND_INFO.map((k) => k.kind).join(", ")}`,
+  );
 }

@@ -9,6 +9,7 @@ import {
   CA_SERVICE,
   caServiceClient,
   nodeServiceClient,
+  adsServiceClient,
   structStrings,
   type CertificateRequestMessage,
   type JoinRequestMessage,
@@ -31,6 +32,8 @@ export interface GrpcDeps {
   log: Logger;
   metrics: Registry;
   serverSans: { dns: string[]; ips: string[] };
+  /** Serves DeltaAggregatedResources when given. */
+  xdsHandler?: grpc.handleBidiStreamingCall<unknown, unknown>;
 }
 
 const STATUS_OF: Partial<Record<ErrorCode, grpc.status>> = {
@@ -119,6 +122,9 @@ export class ControlPlaneGrpcServer {
       GetTrustBundle: (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) =>
         this.respond("GetTrustBundle", call, cb, () => this.trustBundle(call)),
     });
+    if (deps.xdsHandler) {
+      this.server.addService(adsServiceClient().service, { DeltaAggregatedResources: deps.xdsHandler });
+    }
   }
 
   /** Issue the server certificate, bind, and start serving; returns the bound port. */
@@ -179,8 +185,8 @@ export class ControlPlaneGrpcServer {
   }
 
   /** The calling node, from its verified client certificate; refusals say exactly what is wrong. */
-  private authenticateNode(
-    call: grpc.ServerUnaryCall<unknown, unknown>,
+  authenticateNode(
+    call: Pick<grpc.ServerUnaryCall<unknown, unknown>, "getAuthContext">,
   ): { node: string; serial: string } | Refusal {
     const peer = call.getAuthContext().sslPeerCertificate;
     if (!peer?.raw) {

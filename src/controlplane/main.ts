@@ -13,6 +13,9 @@ import { ConfigStore } from "./config-store.js";
 import { ControlPlaneGrpcServer } from "./grpc-server.js";
 import { JoinTokenStore } from "./join-tokens.js";
 import { RevocationStore } from "./revocations.js";
+import type { SnapshotInput } from "./xds/convert.js";
+import { DeltaXdsServer } from "./xds/server.js";
+import { buildResourceView } from "./xds/view.js";
 
 export interface ControlPlaneOptions {
   stateDir: string;
@@ -65,7 +68,39 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const serverSans = opts.serverSans?.length
     ? defaultServerSans(opts.grpc.host, opts.serverSans)
     : defaultServerSans(opts.grpc.host);
-  const grpcServer = new ControlPlaneGrpcServer({
+  // Every data-plane client is served the same converted snapshot, rebuilt once per change.
+  const snapshotInput = (): SnapshotInput => ({
+    resources: config.resources(),
+    podIps: new Map(),
+    revocations: revocations.list(),
+    trustDomain: opts.trustDomain,
+  });
+  let view = buildResourceView(snapshotInput());
+  // The xDS server authenticates with the gRPC server's node check; the gRPC server hosts it.
+  const grpcRef: { server?: ControlPlaneGrpcServer } = {};
+  const xds = new DeltaXdsServer({
+    log: opts.log,
+    metrics,
+    authenticate: (call) => {
+      const who = grpcRef.server?.authenticateNode(call);
+      if (!who) return { error: "control plane is starting" };
+      if ("reason" in who) return { error: who.reason };
+      return { id: `node/${who.node}`, kind: "node", name: who.node };
+    },
+    view: () => view,
+  });
+  const rebuild = (): void => {
+    try {
+      view = buildResourceView(snapshotInput());
+      xds.changed();
+    } catch (err) {
+      // A conversion bug must not take the push down: clients keep the last good view.
+      opts.log.error({ err }, "building the xDS snapshot failed; keeping the previous one");
+    }
+  };
+  config.onChange(rebuild);
+  revocations.onChange(rebuild);
+  const grpc = new ControlPlaneGrpcServer({
     ca,
     config,
     joinTokens,
@@ -73,7 +108,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     log: opts.log,
     metrics,
     serverSans,
+    xdsHandler: xds.handle,
   });
+  grpcRef.server = grpc;
   const admin = new AdminApi({
     token,
     ca,
@@ -82,9 +119,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     revocations,
     metrics,
     log: opts.log,
-    onBundleChange: () => grpcServer.refreshCredentials(),
+    onBundleChange: () => grpc.refreshCredentials(),
+    proxyStatus: () => xds.status(),
   });
-  const grpcPort = await grpcServer.listen(opts.grpc.host, opts.grpc.port);
+  const grpcPort = await grpc.listen(opts.grpc.host, opts.grpc.port);
   const adminPort = await admin.listen(opts.admin.host, opts.admin.port);
   opts.log.info(
     { grpcPort, adminPort, trustDomain: opts.trustDomain, stateDir: opts.stateDir },
@@ -96,7 +134,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     ca,
     close: async () => {
       config.close();
-      await Promise.all([grpcServer.close(), admin.close()]);
+      xds.close();
+      await Promise.all([grpc.close(), admin.close()]);
       await ca.close();
     },
   };

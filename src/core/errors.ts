@@ -31,6 +31,11 @@ export const ERROR_CODES = {
   AMBIT_E_REVOKED: "A certificate or identity has been revoked.",
   AMBIT_E_UNAVAILABLE:
     "The control plane could not be reached, or a fetch failed and will be retried with backoff.",
+  AMBIT_E_CONFIG_REJECTED:
+    "An apply was refused because at least one resource is invalid; nothing was applied (every problem is listed).",
+  AMBIT_E_NOT_FOUND: "A resource named in a delete or get does not exist (kubectl's NotFound).",
+  AMBIT_E_CONFLICT:
+    "A resource lives in a user-managed file under DIR/config next to other documents, so Ambit will not rewrite it.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,22 +1,8 @@
 // `ambit ca ...`, `ambit join-token create`, `ambit revoke`: CA administration through the admin API.
 import type { Command } from "commander";
-import { adminRequest, adminTargetOptions, DEFAULT_ADMIN_URL } from "../admin-client.js";
+import { adminRequest, adminTargetOptions, withTarget, type TargetOpts } from "../admin-client.js";
 import type { Io } from "../io.js";
 import { parseSeconds } from "./control-plane.js";
-
-interface TargetOpts {
-  controlPlane?: string;
-  stateDir?: string;
-}
-
-function withTarget(cmd: Command): Command {
-  return cmd
-    .option("--control-plane <url>", `control plane admin URL [default: ${DEFAULT_ADMIN_URL}]`)
-    .option(
-      "--state-dir <dir>",
-      "control plane state directory holding the admin token [default: $AMBIT_STATE_DIR or ~/.ambit]",
-    );
-}
 
 interface Root {
   fingerprint: string;
