@@ -29,6 +29,8 @@ export interface AdminDeps {
   log: Logger;
   /** Called after the trust bundle changed (rotate/remove root). */
   onBundleChange: () => Promise<void>;
+  /** Data-plane clients holding the current pushed form of a resource (xDS ACKs). */
+  acksFor?: (kind: string, namespace: string | undefined, name: string) => string[] | undefined;
   /** Connected data-plane clients and their sync state (from the xDS server). */
   proxyStatus?: () => unknown;
 }
@@ -322,7 +324,12 @@ export class AdminApi {
         spec: e.resource.spec,
         file: e.file,
         createdAt: e.createdAt,
-        status: e.status,
+        status: {
+          ...e.status,
+          acks:
+            this.deps.acksFor?.(e.resource.kind, e.resource.metadata.namespace, e.resource.metadata.name) ??
+            e.status.acks,
+        },
       }))
       .concat(
         rejected.map((e): ResourceView => ({

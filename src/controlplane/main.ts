@@ -13,7 +13,8 @@ import { ConfigStore } from "./config-store.js";
 import { ControlPlaneGrpcServer } from "./grpc-server.js";
 import { JoinTokenStore } from "./join-tokens.js";
 import { RevocationStore } from "./revocations.js";
-import type { SnapshotInput } from "./xds/convert.js";
+import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from "../api/xds-types.js";
+import { DEFAULT_CLUSTER_ID, podUid, type SnapshotInput } from "./xds/convert.js";
 import { DeltaXdsServer } from "./xds/server.js";
 import { buildResourceView } from "./xds/view.js";
 
@@ -121,6 +122,20 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     log: opts.log,
     onBundleChange: () => grpc.refreshCredentials(),
     proxyStatus: () => xds.status(),
+    acksFor: (kind, namespace, name) => {
+      // Which pushed resource carries this one: policies become Authorizations, Pods and
+      // Services become Addresses; other kinds are not pushed on their own.
+      const pushed =
+        kind === "AuthorizationPolicy"
+          ? { typeUrl: AUTHORIZATION_TYPE_URL, name: `${namespace}/${name}` }
+          : kind === "Pod"
+            ? { typeUrl: ADDRESS_TYPE_URL, name: podUid(DEFAULT_CLUSTER_ID, namespace ?? "default", name) }
+            : kind === "Service"
+              ? { typeUrl: ADDRESS_TYPE_URL, name: `${namespace}/${name}.${namespace}.svc.cluster.local` }
+              : undefined;
+      const current = pushed && view.get(pushed.typeUrl)?.get(pushed.name);
+      return current ? xds.resourceStatus(pushed.typeUrl, pushed.name, current.version).acked : undefined;
+    },
   });
   const grpcPort = await grpc.listen(opts.grpc.host, opts.grpc.port);
   const adminPort = await admin.listen(opts.admin.host, opts.admin.port);

@@ -2,7 +2,7 @@
 // certificate, and receives Istio's Address/Authorization types and Ambit's revocations as config
 // is applied; proxy-status reports it in sync; a control-plane restart loses nothing.
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -137,6 +137,15 @@ describe("config push to a joined node over Delta xDS", () => {
     }
     assert.equal(ps.code, 0, ps.stderr);
     assert.match(ps.stdout, /node\/n1\s.*SYNCED/);
+    // The resource's status names the clients that acknowledged its current pushed form.
+    const token = readFileSync(join(state, "admin-token"), "utf8").trim();
+    const got = (await (
+      await fetch(`${cp.adminUrl}/v1/resources?kind=ap&namespace=shop&name=allow-orders`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
+    ).json()) as { resources: { status: { phase: string; acks: string[] } }[] };
+    assert.equal(got.resources[0]?.status.phase, "accepted");
+    assert.deepEqual(got.resources[0]?.status.acks, ["node/n1"]);
   });
 
   test("a revocation reaches the node in the pushed RevocationList", async () => {
