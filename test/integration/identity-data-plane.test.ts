@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { connect, createServer, type TLSSocket } from "node:tls";
 import { after, before, describe, test } from "node:test";
 import { AmbitError } from "../../src/core/errors.js";
-import { CaClient, readNodeCredentials, type NodeCredentials } from "../../src/identity/ca-client.js";
+import { CaClient, type NodeCredentials } from "../../src/identity/ca-client.js";
 import { CertificateManager } from "../../src/identity/cert-manager.js";
 import type { IssuedCertificate } from "../../src/identity/cert-types.js";
 import { checkTlsPeer, LivePeers } from "../../src/identity/peer-check.js";
@@ -16,7 +16,11 @@ import { silentLogger } from "../../src/core/log.js";
 import { NodeCredentialsKeeper } from "../../src/node/credentials.js";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { RevocationList, type Revocation } from "../../src/model/revocation.js";
-import { startControlPlaneProcess, type ControlPlaneProcess } from "../support/control-plane.js";
+import {
+  joinNodeWithCli,
+  startControlPlaneProcess,
+  type ControlPlaneProcess,
+} from "../support/control-plane.js";
 import { runAmbit } from "../support/repo.js";
 
 const PODS = `
@@ -49,20 +53,7 @@ describe("node identity against a real control plane", () => {
     mkdirSync(join(state, "config"), { recursive: true });
     writeFileSync(join(state, "config", "pods.yaml"), PODS);
     cp = await startControlPlaneProcess(state);
-    const admin = ["--control-plane", cp.adminUrl, "--state-dir", state];
-    const token = (await runAmbit(["join-token", "create", "--node", "n1", ...admin])).stdout.trim();
-    const joined = await runAmbit([
-      "node",
-      "join",
-      "--control-plane",
-      `127.0.0.1:${cp.grpcPort}`,
-      "--token",
-      token,
-      "--out",
-      join(work, "n1"),
-    ]);
-    assert.equal(joined.code, 0, joined.stderr);
-    creds = await readNodeCredentials(join(work, "n1"));
+    creds = await joinNodeWithCli(cp, "n1", join(work, "n1"));
     ca = new CaClient({
       address: `127.0.0.1:${cp.grpcPort}`,
       credentials: () => creds,

@@ -17,18 +17,16 @@ import {
   type RevocationListMessage,
 } from "../../src/api/xds-types.js";
 import { silentLogger } from "../../src/core/log.js";
-import { readNodeCredentials, type NodeCredentials } from "../../src/identity/ca-client.js";
-import { startControlPlaneProcess, type ControlPlaneProcess } from "../support/control-plane.js";
+import type { NodeCredentials } from "../../src/identity/ca-client.js";
+import {
+  joinNodeWithCli,
+  startControlPlaneProcess,
+  until,
+  type ControlPlaneProcess,
+} from "../support/control-plane.js";
 import { runAmbit } from "../support/repo.js";
 
 const TYPES = [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, REVOCATION_LIST_TYPE_URL];
-const until = async (cond: () => boolean, ms = 20_000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out waiting for the condition");
-    await new Promise((r) => setTimeout(r, 25));
-  }
-};
 
 const BASE = `
 apiVersion: v1
@@ -67,19 +65,7 @@ describe("config push to a joined node over Delta xDS", () => {
     mkdirSync(join(state, "config"), { recursive: true });
     writeFileSync(join(state, "config", "base.yaml"), BASE);
     cp = await startControlPlaneProcess(state);
-    const token = (await runAmbit(["join-token", "create", "--node", "n1", ...admin()])).stdout.trim();
-    const joined = await runAmbit([
-      "node",
-      "join",
-      "--control-plane",
-      `127.0.0.1:${cp.grpcPort}`,
-      "--token",
-      token,
-      "--out",
-      join(work, "n1"),
-    ]);
-    assert.equal(joined.code, 0, joined.stderr);
-    creds = await readNodeCredentials(join(work, "n1"));
+    creds = await joinNodeWithCli(cp, "n1", join(work, "n1"));
     client = new DeltaXdsClient({
       address: `127.0.0.1:${cp.grpcPort}`,
       credentials: () => creds,

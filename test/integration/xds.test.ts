@@ -16,15 +16,9 @@ import { DeltaXdsServer } from "../../src/controlplane/xds/server.js";
 import type { VersionedResource } from "../../src/controlplane/xds/state.js";
 import { CertificateAuthority } from "../../src/identity/ca.js";
 import { createCsr, generateKey } from "../../src/identity/pki.js";
+import { until } from "../support/control-plane.js";
 
 const T = "type.googleapis.com/google.protobuf.StringValue";
-const until = async (cond: () => boolean, ms = 20_000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
 
 describe("Delta xDS server and client", () => {
   const dir = mkdtempSync(join(tmpdir(), "ambit-xds-"));

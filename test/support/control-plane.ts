@@ -1,7 +1,8 @@
 // Runs a real `ambit control-plane` process on loopback (ports chosen by the kernel) for tests.
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
-import { repoRoot } from "./repo.js";
+import { readNodeCredentials, type NodeCredentials } from "../../src/identity/ca-client.js";
+import { repoRoot, runAmbit } from "./repo.js";
 
 export interface ControlPlaneProcess {
   child: ChildProcess;
@@ -73,4 +74,36 @@ export async function startControlPlaneProcess(
         child.kill(signal);
       }),
   };
+}
+
+/** Join a node through the real CLI (`join-token create` + `node join`) and read its credentials. */
+export async function joinNodeWithCli(
+  cp: ControlPlaneProcess,
+  node: string,
+  outDir: string,
+): Promise<NodeCredentials> {
+  const admin = ["--control-plane", cp.adminUrl, "--state-dir", cp.stateDir];
+  const created = await runAmbit(["join-token", "create", "--node", node, ...admin]);
+  if (created.code !== 0) throw new Error(`join-token create failed: ${created.stderr}`);
+  const joined = await runAmbit([
+    "node",
+    "join",
+    "--control-plane",
+    `127.0.0.1:${cp.grpcPort}`,
+    "--token",
+    created.stdout.trim(),
+    "--out",
+    outDir,
+  ]);
+  if (joined.code !== 0) throw new Error(`node join failed: ${joined.stderr}`);
+  return readNodeCredentials(outDir);
+}
+
+/** Poll `cond` every 20 ms until it holds, failing after `ms`. */
+export async function until(cond: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out waiting for the condition");
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
