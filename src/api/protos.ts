@@ -14,11 +14,23 @@ const LOADER_OPTIONS: protoLoader.Options = {
   includeDirs: [join(packageRoot(), "proto")],
 };
 
+/** Delta xDS and its resource types (envoy discovery, istio.workload, istio.security, ambit.v1 revocations). */
+export const XDS_PROTO_FILES = [
+  "envoy/service/discovery/v3/discovery.proto",
+  "istio/workload/workload.proto",
+  "istio/security/authorization.proto",
+  "ambit/v1/revocation.proto",
+  "ambit/v1/xds.proto",
+] as const;
+
+const PROTO_FILES = ["istio/security/ca.proto", "ambit/v1/node.proto", ...XDS_PROTO_FILES];
+
 let cached: grpc.GrpcObject | undefined;
 
+/** Every Ambit proto (CA, enrolment, Delta xDS and its resource types), loaded once. */
 export function loadProtos(): grpc.GrpcObject {
   if (!cached) {
-    const def = protoLoader.loadSync(["istio/security/ca.proto", "ambit/v1/node.proto"], LOADER_OPTIONS);
+    const def = protoLoader.loadSync(PROTO_FILES, LOADER_OPTIONS);
     cached = grpc.loadPackageDefinition(def);
   }
   return cached;
@@ -102,31 +114,9 @@ export function callUnary<Res>(
   });
 }
 
-/** Delta xDS and its resource types (envoy discovery, istio.workload, istio.security, ambit.v1 revocations). */
-export const XDS_PROTO_FILES = [
-  "envoy/service/discovery/v3/discovery.proto",
-  "istio/workload/workload.proto",
-  "istio/security/authorization.proto",
-  "ambit/v1/revocation.proto",
-  "ambit/v1/xds.proto",
-] as const;
-
-let xdsCached: grpc.GrpcObject | undefined;
-
-export function loadXdsProtos(): grpc.GrpcObject {
-  if (!xdsCached) {
-    const def = protoLoader.loadSync([...XDS_PROTO_FILES], LOADER_OPTIONS);
-    xdsCached = grpc.loadPackageDefinition(def);
-  }
-  return xdsCached;
-}
-
 export const ADS_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService";
 
 /** The AggregatedDiscoveryService constructor (DeltaAggregatedResources only). */
 export function adsServiceClient(): grpc.ServiceClientConstructor {
-  let node: unknown = loadXdsProtos();
-  for (const part of ADS_SERVICE.split(".")) node = (node as Record<string, unknown>)[part];
-  if (typeof node !== "function") throw new Error(`proto service ${ADS_SERVICE} not found`);
-  return node as grpc.ServiceClientConstructor;
+  return lookup(ADS_SERVICE);
 }

@@ -1,7 +1,7 @@
 // `ambit authz check`: evaluate policies against one request with the same engine the proxies use.
 import { readFile } from "node:fs/promises";
 import { type Command, Option } from "commander";
-import { loadResourceFiles } from "../../config/files.js";
+import { loadResourceFiles, readStdin } from "../../config/files.js";
 import { authorize, compilePolicySet, parseAuthzRequest } from "../../model/authz/index.js";
 import type { Decision, Layer } from "../../model/authz/types.js";
 import type { Problem } from "../../model/resources/problem.js";
@@ -23,9 +23,7 @@ async function readRequest(path: string): Promise<{ value?: unknown; problems: P
   let text: string;
   try {
     if (path === "-") {
-      const chunks: Buffer[] = [];
-      for await (const c of process.stdin) chunks.push(c as Buffer);
-      text = Buffer.concat(chunks).toString("utf8");
+      text = await readStdin();
     } else {
       text = await readFile(path, "utf8");
     }

@@ -2,7 +2,7 @@
 // each encoded to google.protobuf.Any and decoded back through the .proto files.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { adsServiceClient, loadXdsProtos } from "../../../src/api/protos.js";
+import { adsServiceClient, loadProtos } from "../../../src/api/protos.js";
 import {
   ADDRESS_TYPE_URL,
   AUTHORIZATION_TYPE_URL,
@@ -354,7 +354,7 @@ function authorization(name: string): Authorization {
 
 describe("xds protos", () => {
   test("the discovery service and resource types load through proto-loader", () => {
-    const pkg = loadXdsProtos();
+    const pkg = loadProtos();
     assert.ok(pkg["istio"]);
     const svc = adsServiceClient();
     const method = svc.service["DeltaAggregatedResources"];
