@@ -27,7 +27,9 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
       writeErr: (s) => io.err(s.trimEnd()),
       outputError: (s, write) => write(`${s.trimEnd()} [AMBIT_E_USAGE]\n`),
     })
-    .exitOverride();
+    .exitOverride()
+    // `ambit node --control-plane ...` and `ambit node join --control-plane ...` share option names.
+    .enablePositionalOptions();
   registerValidate(program, io, setExit);
   registerAuthz(program, io, setExit);
   registerDemo(program, io, setExit);

@@ -1,11 +1,100 @@
-// `ambit node join`: enrol this host as a node of the mesh.
+// `ambit node`: run the node proxy; `ambit node join`: enrol this host as a node of the mesh.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import type { Command } from "commander";
 import { parseHostPort } from "../../core/address.js";
-import { joinNode } from "../../node/join.js";
+import { AmbitError } from "../../core/errors.js";
+import { createLogger } from "../../core/log.js";
+import { defaultStateDir } from "../../core/state-dir.js";
+import { joinNode, NODE_CREDENTIAL_FILES } from "../../node/join.js";
+import { LoopbackNetwork } from "../../node/proxy/network.js";
+import { NodeProxy } from "../../node/proxy/proxy.js";
 import type { Io } from "../io.js";
+import { parseSeconds } from "./control-plane.js";
+
+interface RunOptions {
+  controlPlane: string;
+  nodeName: string;
+  joinToken?: string;
+  credentials?: string;
+  mode: string;
+  adminAddr: string;
+  metricsAddr: string;
+  readyAddr: string;
+  drain: string;
+  handshakeTimeout: string;
+  rootNamespace: string;
+}
 
 export function registerNode(program: Command, io: Io, setExit: (code: number) => void): void {
-  const node = program.command("node").description("node proxy and node enrolment");
+  const node = program
+    .command("node")
+    .enablePositionalOptions()
+    .description("run the node proxy (HBONE mTLS, L4 authorization) for the workloads on this node")
+    .option("--control-plane <host:port>", "the control plane's gRPC address")
+    .option("--node-name <name>", "this node's name (as Pods' spec.nodeName say)")
+    .option("--join-token <token>", "join first with this token (writes the credentials directory)")
+    .option(
+      "--credentials <dir>",
+      "node credentials from `ambit node join` [default: STATE_DIR/node-NAME, STATE_DIR = $AMBIT_STATE_DIR or ~/.ambit]",
+    )
+    .option("--mode <mode>", "how workload traffic reaches the proxy: loopback | capture", "loopback")
+    .option(
+      "--admin-addr <host:port>",
+      "admin endpoint (config_dump, connections, logging)",
+      "127.0.0.1:15000",
+    )
+    .option("--metrics-addr <host:port>", "Prometheus metrics", "127.0.0.1:15020")
+    .option("--ready-addr <host:port>", "readiness probe", "127.0.0.1:15021")
+    .option("--drain <duration>", "on SIGTERM, how long open connections may finish", "10s")
+    .option("--handshake-timeout <duration>", "drop an inbound TLS handshake not finished by then", "10s")
+    .option("--root-namespace <ns>", "the mesh's root namespace", "istio-system")
+    .action(async (opts: RunOptions) => {
+      if (!opts.controlPlane) throw new AmbitError("AMBIT_E_USAGE", "--control-plane HOST:PORT is required");
+      if (!opts.nodeName) throw new AmbitError("AMBIT_E_USAGE", "--node-name NAME is required");
+      if (opts.mode !== "loopback") {
+        throw new AmbitError(
+          "AMBIT_E_USAGE",
+          opts.mode === "capture"
+            ? "--mode capture needs the in-pod capture addon, which this build does not include yet; use --mode loopback"
+            : `--mode: expected loopback or capture, got "${opts.mode}"`,
+        );
+      }
+      const controlPlane = parseHostPort(opts.controlPlane, "--control-plane");
+      const dir = opts.credentials ?? join(defaultStateDir(), `node-${opts.nodeName}`);
+      if (opts.joinToken) {
+        const r = await joinNode({ controlPlane, token: opts.joinToken, outDir: dir });
+        io.out(`joined as node ${r.nodeName}; credentials in ${dir}`);
+      } else if (!existsSync(join(dir, NODE_CREDENTIAL_FILES.chain))) {
+        throw new AmbitError(
+          "AMBIT_E_FILE_READ",
+          `no node credentials in ${dir}: pass --join-token (from \`ambit join-token create --node ${opts.nodeName}\`) or --credentials DIR`,
+        );
+      }
+      const log = createLogger("node");
+      const proxy = await NodeProxy.start({
+        controlPlane,
+        nodeName: opts.nodeName,
+        credentialsDir: dir,
+        network: new LoopbackNetwork(),
+        admin: parseHostPort(opts.adminAddr, "--admin-addr"),
+        metrics: parseHostPort(opts.metricsAddr, "--metrics-addr"),
+        readiness: parseHostPort(opts.readyAddr, "--ready-addr"),
+        drainMs: parseSeconds(opts.drain, "--drain") * 1000,
+        handshakeTimeoutMs: parseSeconds(opts.handshakeTimeout, "--handshake-timeout") * 1000,
+        rootNamespace: opts.rootNamespace,
+        log,
+        accessLog: createLogger("node-access"),
+      });
+      io.out(`node proxy ${opts.nodeName} running (${opts.mode} mode); admin ${opts.adminAddr}`);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => resolve();
+        process.once("SIGINT", stop);
+        process.once("SIGTERM", stop);
+      });
+      await proxy.shutdown();
+      setExit(0);
+    });
   node
     .command("join")
     .description("exchange a join token for this node's key, certificate and the trust bundle")

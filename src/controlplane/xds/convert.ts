@@ -19,6 +19,7 @@ import {
   type WorkloadType,
 } from "../../api/xds-types.js";
 import type { Revocation } from "../../model/revocation.js";
+import { podAddresses } from "../../model/resources/core.js";
 import type {
   AnyResource,
   Gateway,
@@ -488,7 +489,14 @@ export function convertAddresses(input: SnapshotInput, ctx = buildContext(input)
   };
   for (const pod of byKind(input.resources, "Pod")) {
     if (!pod.spec.nodeName) continue;
-    add(podToWorkload(ctx, pod, input.podIps.get(`${nsOf(pod)}/${pod.metadata.name}`) ?? []));
+    const ips = podAddresses(pod.status);
+    add(
+      podToWorkload(
+        ctx,
+        pod,
+        ips.length > 0 ? ips : (input.podIps.get(`${nsOf(pod)}/${pod.metadata.name}`) ?? []),
+      ),
+    );
   }
   for (const we of byKind(input.resources, "WorkloadEntry")) add(workloadEntryToWorkload(ctx, we));
   for (const se of ctx.serviceEntries) for (const w of serviceEntryEndpoints(ctx, se)) add(w);

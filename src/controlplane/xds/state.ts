@@ -30,6 +30,8 @@ interface TypeState {
   subscribed: boolean;
   /** What the client has, as far as the server knows (sent or announced by the client on reconnect). */
   known: Map<string, string>;
+  /** Whether a response for this subscription was sent (the first one goes out even when empty). */
+  answered: boolean;
 }
 
 export class StreamState {
@@ -39,8 +41,13 @@ export class StreamState {
 
   /** A subscription request (no nonce): wildcard subscription, with versions the client already holds. */
   subscribe(typeUrl: string, initialVersions: Readonly<Record<string, string>>): void {
-    const t = this.types.get(typeUrl) ?? { subscribed: true, known: new Map<string, string>() };
+    const t = this.types.get(typeUrl) ?? {
+      subscribed: true,
+      known: new Map<string, string>(),
+      answered: false,
+    };
     t.subscribed = true;
+    t.answered = false;
     for (const [name, version] of Object.entries(initialVersions)) t.known.set(name, version);
     this.types.set(typeUrl, t);
   }
@@ -62,7 +69,8 @@ export class StreamState {
     for (const r of current.values()) if (t.known.get(r.name) !== r.version) resources.push(r);
     const removed: string[] = [];
     for (const name of t.known.keys()) if (!current.has(name)) removed.push(name);
-    if (resources.length === 0 && removed.length === 0) return undefined;
+    // A subscription is always answered once, empty or not, so that a client knows it is in sync.
+    if (resources.length === 0 && removed.length === 0 && t.answered) return undefined;
     return { typeUrl, resources, removed };
   }
 
@@ -78,6 +86,7 @@ export class StreamState {
       sentAt: now,
     };
     if (t) {
+      t.answered = true;
       for (const r of d.resources) t.known.set(r.name, r.version);
       for (const n of d.removed) t.known.delete(n);
     }

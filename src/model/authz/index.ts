@@ -12,3 +12,10 @@ export { parseAuthzRequest, type ParseResult } from "./request.js";
 export { normalizePath } from "./path.js";
 export { effectiveMtls, type MtlsVerdict } from "./peer-authn.js";
 export type * from "./types.js";
+export {
+  authorizeWire,
+  compileWirePolicies,
+  type WireAuthorization,
+  type WireConnection,
+  type WirePolicySet,
+} from "./wire.js";

@@ -175,6 +175,37 @@ export const podSpec = z
   }));
 export type PodSpec = z.infer<typeof podSpec>;
 
+/**
+ * The part of a Pod's status the mesh reads: the addresses the network plugin assigned (the lab
+ * writes them; in Kubernetes the kubelet does). Other status fields pass through untouched.
+ */
+export const podStatus = z
+  .looseObject({
+    podIP: ipAddress.optional(),
+    podIPs: z.array(z.looseObject({ ip: ipAddress })).optional(),
+  })
+  .superRefine((s, ctx) => {
+    const first = s.podIPs?.[0]?.ip;
+    if (s.podIP !== undefined && first !== undefined && first !== s.podIP) {
+      ctx.addIssue({
+        code: "custom",
+        message: `podIPs[0].ip "${first}" must equal podIP "${s.podIP}"`,
+        path: ["podIPs", 0, "ip"],
+      });
+    }
+  });
+export type PodStatus = z.infer<typeof podStatus>;
+
+/** A Pod's addresses, primary first, without duplicates. */
+export function podAddresses(status: PodStatus | undefined): string[] {
+  if (status === undefined) return [];
+  const all = [
+    ...(status.podIP !== undefined ? [status.podIP] : []),
+    ...(status.podIPs ?? []).map((p) => p.ip),
+  ];
+  return [...new Set(all)];
+}
+
 // ---------------------------------------------------------------------------------------------
 // Service
 

@@ -5,6 +5,7 @@ import { isMap, isSeq, LineCounter, parseAllDocuments, type Document } from "yam
 import type { z } from "zod";
 import { MISSING_FIELD_PARAMS, objectMeta } from "./common.js";
 import { formatPath, type Problem } from "./problem.js";
+import { podStatus } from "./core.js";
 import { apiVersionsOf, KIND_INFO, kindInfo, type AnyResource, type KindInfo } from "./registry.js";
 import { resourceId, resourceKey } from "./types.js";
 
@@ -344,6 +345,18 @@ export function validateDocument(doc: RawDocument): { resource?: AnyResource; pr
       );
     else spec = parsed.data;
   }
+  let status: unknown = undefined;
+  if (info.kind === "Pod" && v.status !== undefined) {
+    const parsed = podStatus.safeParse(v.status, { reportInput: true });
+    if (!parsed.success)
+      problems.push(
+        ...prefix(
+          issuesToProblems(parsed.error.issues, withRes, (p) => doc.lineOf?.(["status", ...p])),
+          "status",
+        ),
+      );
+    else status = parsed.data;
+  }
   if (problems.length > 0 || !meta.success) return { problems };
   const metadata = { ...meta.data };
   if (info.namespaced) metadata.namespace = metadata.namespace ?? "default";
@@ -353,6 +366,7 @@ export function validateDocument(doc: RawDocument): { resource?: AnyResource; pr
     kind: info.kind,
     metadata,
     spec,
+    ...(status !== undefined ? { status } : {}),
     origin: { file: doc.file, index: doc.index },
   } as AnyResource;
   return { resource, problems: [] };

@@ -1,0 +1,286 @@
+// Outbound HBONE: pooled mutual-TLS HTTP/2 connections, one CONNECT stream per application
+// connection. A pooled connection is keyed by (source identity, destination identity, tunnel
+// address, source IP), carries at most 100 streams (or fewer if the peer says so) and is closed
+// after 5 minutes without streams. The client presents the source workload's certificate and
+// accepts only a server presenting the identity it expects, not revoked.
+import { randomBytes } from "node:crypto";
+import * as http2 from "node:http2";
+import * as tls from "node:tls";
+import type { Logger } from "../../core/log.js";
+import type { RevocationList } from "../../model/revocation.js";
+import { HBONE_CONNECTION_WINDOW, HBONE_SETTINGS } from "./hbone-server.js";
+import type { MeshWorkload } from "./mesh.js";
+import type { LocalPod, PodNetwork } from "./network.js";
+import type { Destination } from "./route.js";
+import type { WorkloadTls } from "./workload-tls.js";
+
+export interface HbonePoolOptions {
+  tls: WorkloadTls;
+  network: PodNetwork;
+  revocations: () => RevocationList;
+  log: Logger;
+  maxStreamsPerConnection?: number;
+  idleTimeoutMs?: number;
+  connectTimeoutMs?: number;
+}
+
+export interface TunnelRequest {
+  pod: LocalPod;
+  source: MeshWorkload;
+  tunnel: Destination;
+  authority: Destination;
+  expectedIdentity: string;
+  /** Extra request headers (traceparent is generated when absent). */
+  headers?: Record<string, string>;
+}
+
+export type TunnelResult =
+  { ok: true; stream: http2.ClientHttp2Stream } | { ok: false; status: number; reason: string };
+
+interface Pooled {
+  key: string;
+  session: http2.ClientHttp2Session;
+  streams: number;
+  idle: NodeJS.Timeout | undefined;
+  closed: boolean;
+}
+
+function hostPort(d: Destination): string {
+  return d.ip.includes(":") ? `[${d.ip}]:${d.port}` : `${d.ip}:${d.port}`;
+}
+
+/** `forwarded: for=...` per RFC 7239 (IPv6 quoted and bracketed). */
+function forwardedFor(ip: string): string {
+  return ip.includes(":") ? `for="[${ip}]"` : `for=${ip}`;
+}
+
+function baggage(w: MeshWorkload): string {
+  const parts = [
+    w.clusterId ? `k8s.cluster.name=${w.clusterId}` : "",
+    `k8s.namespace.name=${w.namespace}`,
+    `k8s.pod.name=${w.name}`,
+    `service.name=${w.canonicalName}`,
+    `service.version=${w.canonicalRevision}`,
+  ];
+  return parts.filter((p) => p !== "").join(",");
+}
+
+export function newTraceparent(): string {
+  return `00-${randomBytes(16).toString("hex")}-${randomBytes(8).toString("hex")}-01`;
+}
+
+/** The peer's one URI SAN, from Node's certificate object ("URI:spiffe://..."). */
+function uriSan(cert: tls.PeerCertificate): string | undefined {
+  const uris = (cert.subjectaltname ?? "")
+    .split(", ")
+    .filter((s) => s.startsWith("URI:"))
+    .map((s) => s.slice(4));
+  return uris.length === 1 ? uris[0] : undefined;
+}
+
+export class HbonePool {
+  private readonly pools = new Map<string, Pooled[]>();
+  private readonly pending = new Map<string, Promise<Pooled>>();
+  private readonly maxStreams: number;
+  private readonly idleMs: number;
+  private readonly connectMs: number;
+  private connections = 0;
+
+  constructor(private readonly opts: HbonePoolOptions) {
+    this.maxStreams = opts.maxStreamsPerConnection ?? 100;
+    this.idleMs = opts.idleTimeoutMs ?? 300_000;
+    this.connectMs = opts.connectTimeoutMs ?? 10_000;
+  }
+
+  /** Pooled connections open now. */
+  get size(): number {
+    return this.connections;
+  }
+
+  /** Open a CONNECT stream and wait for the peer's answer. */
+  async open(req: TunnelRequest): Promise<TunnelResult> {
+    let pooled: Pooled;
+    try {
+      pooled = await this.acquire(req);
+    } catch (err) {
+      return { ok: false, status: 0, reason: `tunnel to ${hostPort(req.tunnel)} failed: ${errText(err)}` };
+    }
+    return this.request(pooled, req);
+  }
+
+  private capacity(p: Pooled): number {
+    const remote = p.session.remoteSettings.maxConcurrentStreams ?? this.maxStreams;
+    return Math.min(this.maxStreams, remote);
+  }
+
+  /** A pooled connection with a stream slot reserved for the caller. */
+  private async acquire(req: TunnelRequest): Promise<Pooled> {
+    const key = `${req.source.spiffeId}|${req.expectedIdentity}|${hostPort(req.tunnel)}|${req.pod.ip}`;
+    for (let round = 0; ; round++) {
+      for (const p of this.pools.get(key) ?? []) {
+        if (!p.closed && !p.session.destroyed && p.streams < this.capacity(p)) {
+          this.reserve(p);
+          return p;
+        }
+      }
+      // Callers arriving while a connection is being set up share it rather than each dialling.
+      const pending = this.pending.get(key);
+      if (pending && round === 0) {
+        await pending.catch(() => undefined);
+        continue;
+      }
+      const attempt = this.connect(key, req);
+      this.pending.set(key, attempt);
+      try {
+        const p = await attempt;
+        const list = this.pools.get(key);
+        if (list) list.push(p);
+        else this.pools.set(key, [p]);
+        this.reserve(p);
+        return p;
+      } finally {
+        if (this.pending.get(key) === attempt) this.pending.delete(key);
+      }
+    }
+  }
+
+  private reserve(p: Pooled): void {
+    p.streams++;
+    if (p.idle) {
+      clearTimeout(p.idle);
+      p.idle = undefined;
+    }
+  }
+
+  private async connect(key: string, req: TunnelRequest): Promise<Pooled> {
+    const material = await this.opts.tls.context({
+      trustDomain: req.source.trustDomain,
+      namespace: req.source.namespace,
+      serviceAccount: req.source.serviceAccount,
+    });
+    const raw = await this.opts.network.dial(req.pod, req.tunnel, this.connectMs);
+    const revocations = this.opts.revocations;
+    const tlsSocket = tls.connect({
+      socket: raw,
+      secureContext: material.context,
+      ALPNProtocols: ["h2"],
+      minVersion: "TLSv1.3",
+      rejectUnauthorized: true,
+      checkServerIdentity: (_host, cert) => {
+        const id = uriSan(cert);
+        if (id !== req.expectedIdentity) {
+          return new Error(`peer presented ${id ?? "no single SPIFFE ID"}, expected ${req.expectedIdentity}`);
+        }
+        const revoked = revocations().check(id, cert.serialNumber);
+        if (revoked) return new Error(`peer ${id} is revoked: ${revoked.reason}`);
+        return undefined;
+      },
+    });
+    const session = http2.connect(`https://${hostPort(req.tunnel)}`, {
+      createConnection: () => tlsSocket,
+      settings: HBONE_SETTINGS,
+      maxSessionMemory: 64,
+    });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        session.destroy();
+        reject(new Error(`no HTTP/2 session within ${this.connectMs} ms`));
+      }, this.connectMs);
+      session.once("connect", () => {
+        clearTimeout(timer);
+        session.off("error", reject);
+        resolve();
+      });
+      session.once("error", (err: unknown) => {
+        clearTimeout(timer);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      });
+    });
+    try {
+      session.setLocalWindowSize(HBONE_CONNECTION_WINDOW);
+    } catch {
+      // closed meanwhile; the request fails below
+    }
+    const pooled: Pooled = { key, session, streams: 0, idle: undefined, closed: false };
+    this.connections++;
+    session.on("error", (err) => this.opts.log.debug({ err, key }, "pooled HBONE connection failed"));
+    session.on("goaway", () => this.retire(pooled));
+    session.on("close", () => this.retire(pooled));
+    return pooled;
+  }
+
+  private retire(p: Pooled): void {
+    if (p.closed) return;
+    p.closed = true;
+    this.connections--;
+    if (p.idle) clearTimeout(p.idle);
+    const list = this.pools.get(p.key);
+    if (list) {
+      const rest = list.filter((x) => x !== p);
+      if (rest.length === 0) this.pools.delete(p.key);
+      else this.pools.set(p.key, rest);
+    }
+    if (!p.session.destroyed) p.session.close();
+  }
+
+  private request(p: Pooled, req: TunnelRequest): Promise<TunnelResult> {
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = p.session.request(
+        {
+          ":method": "CONNECT",
+          ":authority": hostPort(req.authority),
+          forwarded: forwardedFor(req.pod.ip),
+          baggage: baggage(req.source),
+          traceparent: req.headers?.traceparent ?? newTraceparent(),
+          ...req.headers,
+        },
+        { endStream: false },
+      );
+    } catch (err) {
+      this.release(p);
+      return Promise.resolve({ ok: false, status: 0, reason: `CONNECT failed: ${errText(err)}` });
+    }
+    stream.once("close", () => this.release(p));
+    return new Promise((resolve) => {
+      let done = false;
+      const settle = (r: TunnelResult): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve(r);
+      };
+      const timer = setTimeout(() => {
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        settle({ ok: false, status: 0, reason: `no CONNECT answer within ${this.connectMs} ms` });
+      }, this.connectMs);
+      stream.once("response", (headers) => {
+        const status = Number(headers[":status"]);
+        if (status === 200) return settle({ ok: true, stream });
+        stream.close();
+        settle({ ok: false, status, reason: `peer answered ${status}` });
+      });
+      stream.once("error", (err) =>
+        settle({ ok: false, status: 0, reason: `CONNECT failed: ${errText(err)}` }),
+      );
+      stream.once("close", () => settle({ ok: false, status: 0, reason: "stream closed before an answer" }));
+    });
+  }
+
+  private release(p: Pooled): void {
+    p.streams--;
+    if (p.streams === 0 && !p.closed) {
+      p.idle = setTimeout(() => this.retire(p), this.idleMs);
+      p.idle.unref();
+    }
+  }
+
+  close(): void {
+    for (const list of [...this.pools.values()]) for (const p of list) this.retire(p);
+  }
+}
+
+function errText(err: unknown): string {
+  const e = err as NodeJS.ErrnoException | undefined;
+  return e?.code ? `${e.code}${e.message ? ` (${e.message})` : ""}` : String(e?.message ?? err);
+}

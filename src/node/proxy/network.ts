@@ -1,0 +1,103 @@
+// How the node proxy reaches a pod's network: open its listeners, learn a captured connection's
+// original destination, and dial from the pod. Two implementations share everything after the
+// socket is accepted: in-pod capture (sockets created in the pod's netns by the native addon, the
+// destination from SO_ORIGINAL_DST) and loopback mode (listeners on the pod's loopback address,
+// the destination named by a SOCKS5 request), used before capture exists and by fast tests.
+import * as net from "node:net";
+import { readSocksRequest, SOCKS_REPLY, socksReply } from "./socks.js";
+import type { Destination } from "./route.js";
+
+export interface LocalPod {
+  uid: string;
+  ip: string;
+}
+
+/** A connection intercepted on the outbound or inbound-plaintext listener. */
+export interface Intercepted {
+  dst: Destination;
+  /** The proxy has an upstream: let the application's bytes flow. */
+  confirm(): void;
+  /** The connection will not be served; `denied` when policy refused it. */
+  refuse(why: "denied" | "unreachable"): void;
+}
+
+export interface PodNetwork {
+  readonly mode: "loopback" | "capture";
+  listen(pod: LocalPod, port: number, onConnection: (socket: net.Socket) => void): Promise<net.Server>;
+  /** The destination a captured connection was meant for; null (socket destroyed) when unknown. */
+  intercept(pod: LocalPod, socket: net.Socket): Promise<Intercepted | { error: string }>;
+  /** A TCP connection from inside the pod, bypassing capture; rejects after `timeoutMs`. */
+  dial(pod: LocalPod, dst: Destination, timeoutMs: number): Promise<net.Socket>;
+}
+
+export interface LoopbackNetworkOptions {
+  /** Time allowed for the SOCKS5 handshake. Default 5 s. */
+  handshakeTimeoutMs?: number;
+}
+
+function connectTcp(dst: Destination, timeoutMs: number, localAddress?: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({
+      host: dst.ip,
+      port: dst.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      ...(localAddress !== undefined ? { localAddress } : {}),
+    });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(Object.assign(new Error(`connect to ${dst.ip}:${dst.port} timed out`), { code: "ETIMEDOUT" }));
+    }, timeoutMs);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.removeAllListeners("error");
+      resolve(socket);
+    });
+    socket.once("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+export class LoopbackNetwork implements PodNetwork {
+  readonly mode = "loopback" as const;
+  private readonly handshakeTimeoutMs: number;
+
+  constructor(opts: LoopbackNetworkOptions = {}) {
+    this.handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 5_000;
+  }
+
+  listen(pod: LocalPod, port: number, onConnection: (socket: net.Socket) => void): Promise<net.Server> {
+    return new Promise((resolve, reject) => {
+      const server = net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
+      server.once("error", reject);
+      server.listen({ host: pod.ip, port, backlog: 1024 }, () => {
+        server.off("error", reject);
+        resolve(server);
+      });
+    });
+  }
+
+  async intercept(_pod: LocalPod, socket: net.Socket): Promise<Intercepted | { error: string }> {
+    const r = await readSocksRequest(socket, this.handshakeTimeoutMs);
+    if (!r.ok) return { error: r.reason };
+    return {
+      dst: r.dst,
+      confirm: () => {
+        if (socket.destroyed) return;
+        socket.write(socksReply(SOCKS_REPLY.succeeded));
+        socket.resume();
+      },
+      refuse: (why) => {
+        if (socket.destroyed) return;
+        socket.end(socksReply(why === "denied" ? SOCKS_REPLY.notAllowed : SOCKS_REPLY.connectionRefused));
+      },
+    };
+  }
+
+  dial(pod: LocalPod, dst: Destination, timeoutMs: number): Promise<net.Socket> {
+    // Bind to the pod's address so peers see the pod, as they would from inside its netns.
+    return connectTcp(dst, timeoutMs, pod.ip);
+  }
+}
