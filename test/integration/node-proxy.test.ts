@@ -170,7 +170,12 @@ describe("node proxy: HBONE, L4 policy, bad peers, control-plane loss", () => {
       servers.push(srv);
     }
     n1 = await startNodeProcess(cp, "n1", join(work, "n1"), "127.0.10.1");
-    n2 = await startNodeProcess(cp, "n2", join(work, "n2"), "127.0.10.2", ["--handshake-timeout", "2s"]);
+    n2 = await startNodeProcess(cp, "n2", join(work, "n2"), "127.0.10.2", [
+      "--handshake-timeout",
+      "2s",
+      "--drain",
+      "3s",
+    ]);
   });
 
   after(async () => {
@@ -457,6 +462,30 @@ describe("node proxy: HBONE, L4 policy, bad peers, control-plane loss", () => {
     const denied = await echoVia(9000);
     assert.equal(denied.ok, false);
     await remove(DENY_CLIENT, "deny2");
+    await n2Policies((names) => !names.includes("shop/deny-client"));
+  });
+
+  test("graceful shutdown: SIGTERM stops accepting, lets open connections finish for the drain period, then closes", async () => {
+    const live = await echoVia(9000);
+    assert.ok(live.ok);
+    const closed = new Promise<number>((r) => live.socket.once("close", () => r(Date.now())));
+    const exited = new Promise<number | null>((r) => n2.child.once("exit", (code) => r(code)));
+    const t0 = Date.now();
+    n2.child.kill("SIGTERM");
+    await until(
+      async_(async () => (await fetch(`http://${n2.host}:15021/healthz/ready`)).status === 503),
+      5_000,
+    );
+    assert.equal(
+      await exchange(live.socket, "draining"),
+      "draining",
+      "open connections keep working while draining",
+    );
+    const refused = await echoVia(9000);
+    assert.equal(refused.ok, false, "new connections are refused once draining");
+    const closedAt = await closed;
+    assert.ok(closedAt - t0 >= 2_500, `closed after ${closedAt - t0} ms (drain 3 s)`);
+    assert.equal(await exited, 0);
   });
 });
 

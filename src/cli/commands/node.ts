@@ -94,6 +94,9 @@ export function registerNode(program: Command, io: Io, setExit: (code: number) =
       });
       await proxy.shutdown();
       setExit(0);
+      // Everything is closed; do not let a lingering library handle (a gRPC channel's timers)
+      // hold the process after the drain.
+      setTimeout(() => process.exit(0), 1_000).unref();
     });
   node
     .command("join")

@@ -158,7 +158,7 @@ export class HbonePool {
       namespace: req.source.namespace,
       serviceAccount: req.source.serviceAccount,
     });
-    const raw = await this.opts.network.dial(req.pod, req.tunnel, this.connectMs);
+    const raw = await this.opts.network.dial(req.pod, req.tunnel, this.connectMs, false);
     const revocations = this.opts.revocations;
     const tlsSocket = tls.connect({
       socket: raw,
@@ -205,6 +205,9 @@ export class HbonePool {
     this.connections++;
     session.on("error", (err) => this.opts.log.debug({ err, key }, "pooled HBONE connection failed"));
     session.on("goaway", () => this.retire(pooled));
+    // The peer went away (its process ended, the network broke): fail every stream at once.
+    tlsSocket.once("end", () => session.destroy());
+    tlsSocket.once("close", () => session.destroy());
     session.on("close", () => this.retire(pooled));
     return pooled;
   }

@@ -23,11 +23,21 @@ export interface Intercepted {
 
 export interface PodNetwork {
   readonly mode: "loopback" | "capture";
-  listen(pod: LocalPod, port: number, onConnection: (socket: net.Socket) => void): Promise<net.Server>;
+  /** `halfOpen` as for dial: true for application-facing listeners, false for HBONE. */
+  listen(
+    pod: LocalPod,
+    port: number,
+    onConnection: (socket: net.Socket) => void,
+    halfOpen?: boolean,
+  ): Promise<net.Server>;
   /** The destination a captured connection was meant for; null (socket destroyed) when unknown. */
   intercept(pod: LocalPod, socket: net.Socket): Promise<Intercepted | { error: string }>;
-  /** A TCP connection from inside the pod, bypassing capture; rejects after `timeoutMs`. */
-  dial(pod: LocalPod, dst: Destination, timeoutMs: number): Promise<net.Socket>;
+  /**
+   * A TCP connection from inside the pod, bypassing capture; rejects after `timeoutMs`.
+   * `halfOpen`: keep writing after the peer's FIN (application connections being spliced);
+   * tunnels pass false so that a peer's close tears the HTTP/2 session down.
+   */
+  dial(pod: LocalPod, dst: Destination, timeoutMs: number, halfOpen?: boolean): Promise<net.Socket>;
 }
 
 export interface LoopbackNetworkOptions {
@@ -35,12 +45,17 @@ export interface LoopbackNetworkOptions {
   handshakeTimeoutMs?: number;
 }
 
-function connectTcp(dst: Destination, timeoutMs: number, localAddress?: string): Promise<net.Socket> {
+function connectTcp(
+  dst: Destination,
+  timeoutMs: number,
+  halfOpen: boolean,
+  localAddress?: string,
+): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({
       host: dst.ip,
       port: dst.port,
-      allowHalfOpen: true,
+      allowHalfOpen: halfOpen,
       noDelay: true,
       ...(localAddress !== undefined ? { localAddress } : {}),
     });
@@ -68,9 +83,14 @@ export class LoopbackNetwork implements PodNetwork {
     this.handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 5_000;
   }
 
-  listen(pod: LocalPod, port: number, onConnection: (socket: net.Socket) => void): Promise<net.Server> {
+  listen(
+    pod: LocalPod,
+    port: number,
+    onConnection: (socket: net.Socket) => void,
+    halfOpen = true,
+  ): Promise<net.Server> {
     return new Promise((resolve, reject) => {
-      const server = net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
+      const server = net.createServer({ allowHalfOpen: halfOpen, noDelay: true }, onConnection);
       server.once("error", reject);
       server.listen({ host: pod.ip, port, backlog: 1024 }, () => {
         server.off("error", reject);
@@ -96,8 +116,8 @@ export class LoopbackNetwork implements PodNetwork {
     };
   }
 
-  dial(pod: LocalPod, dst: Destination, timeoutMs: number): Promise<net.Socket> {
+  dial(pod: LocalPod, dst: Destination, timeoutMs: number, halfOpen = true): Promise<net.Socket> {
     // Bind to the pod's address so peers see the pod, as they would from inside its netns.
-    return connectTcp(dst, timeoutMs, pod.ip);
+    return connectTcp(dst, timeoutMs, halfOpen, pod.ip);
   }
 }

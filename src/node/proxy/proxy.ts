@@ -290,7 +290,7 @@ export class NodeProxy implements AdminSource {
       await this.refreshCertificate(rt);
       const { network } = this.opts;
       rt.servers.push(
-        await network.listen(pod, POD_PORTS.hbone, (s) => rt.hbone.accept(s)),
+        await network.listen(pod, POD_PORTS.hbone, (s) => rt.hbone.accept(s), false),
         await network.listen(pod, POD_PORTS.inboundPlaintext, (s) => void this.acceptPlaintext(rt, s)),
         await network.listen(pod, POD_PORTS.outbound, (s) => void this.outbound.accept(pod, s)),
       );
