@@ -49,6 +49,12 @@ status: { podIP: ${CLIENT_IP} }
 ---
 apiVersion: v1
 kind: Pod
+metadata: { name: client-2, namespace: shop, labels: { app: client2 } }
+spec: { nodeName: n1, serviceAccountName: client2 }
+status: { podIP: 127.0.1.2 }
+---
+apiVersion: v1
+kind: Pod
 metadata: { name: echo-1, namespace: shop, labels: { app: echo } }
 spec: { nodeName: n2, serviceAccountName: echo }
 status: { podIP: ${ECHO_IP} }
@@ -444,6 +450,27 @@ describe("node proxy: HBONE, L4 policy, bad peers, control-plane loss", () => {
     const after_ = await echoVia(9000);
     assert.ok(after_.ok, "good traffic still flows");
     after_.socket.destroy();
+  });
+
+  test("revoking the caller's identity closes its open connection and refuses new ones", async () => {
+    const viaClient2 = () => socksConnect({ host: "127.0.1.2", port: 15001 }, { ip: VIP, port: 9000 });
+    const live = await viaClient2();
+    assert.ok(live.ok);
+    assert.equal(await exchange(live.socket, "before"), "before");
+    const closed = new Promise<void>((r) => live.socket.once("close", () => r()));
+    const rv = await runAmbit(["revoke", "--identity", `${CLIENT_ID}2`, "--reason", "drill", ...admin()]);
+    assert.equal(rv.code, 0, rv.stderr);
+    await closed;
+    const refused = await viaClient2();
+    assert.equal(refused.ok, false, "a new stream from the revoked identity is refused");
+    assert.match(
+      n2.logs(),
+      /closing open connection: peer spiffe:\/\/cluster.local\/ns\/shop\/sa\/client2 revoked: drill/,
+    );
+    assert.ok(
+      counter(await n2.metrics(), "ambit_node_connections_closed_by_policy_total", { cause: "revocation" }) >=
+        1,
+    );
   });
 
   test("the control plane killed mid-traffic: connections keep working; after it returns, changes flow again", async () => {

@@ -186,6 +186,11 @@ export class HboneServer {
     const dst = parseAuthority(authority);
     if (dst === null) return this.respond(stream, 400, "bad_authority", { authority, peer: peer.identity });
     const mesh = this.opts.mesh();
+    // A pooled connection outlives a revocation that came after its handshake: check every stream.
+    const revoked = mesh.revocations.check(peer.identity, peer.serial);
+    if (revoked) {
+      return this.respond(stream, 401, "revoked", { peer: peer.identity, reason: revoked.reason });
+    }
     const workload: MeshWorkload | undefined = mesh.workloadAt(dst.ip);
     if (!workload || workload.uid !== this.opts.pod.uid) {
       return this.respond(stream, 400, "not_local", { authority, peer: peer.identity });
