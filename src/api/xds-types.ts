@@ -142,64 +142,19 @@ export interface Address {
 }
 
 // ---------------------------------------------------------------------------------------------
-// istio.security
+// istio.security (declared in model/authz/wire-types.ts, where the pure L4 evaluator reads them)
 
-export type AuthorizationScope = "GLOBAL" | "NAMESPACE" | "WORKLOAD_SELECTOR";
-export type AuthorizationAction = "ALLOW" | "DENY";
-
-export interface StringMatch {
-  exact?: string;
-  prefix?: string;
-  suffix?: string;
-  presence?: Record<string, never>;
-  matchType?: "exact" | "prefix" | "suffix" | "presence";
-}
-
-export interface IpPrefix {
-  address?: Uint8Array;
-  length?: number;
-}
-
-export interface ServiceAccountMatch {
-  namespace?: string;
-  serviceAccount?: string;
-}
-
-export interface Match {
-  namespaces?: StringMatch[];
-  notNamespaces?: StringMatch[];
-  serviceAccounts?: ServiceAccountMatch[];
-  notServiceAccounts?: ServiceAccountMatch[];
-  principals?: StringMatch[];
-  notPrincipals?: StringMatch[];
-  sourceIps?: IpPrefix[];
-  notSourceIps?: IpPrefix[];
-  destinationIps?: IpPrefix[];
-  notDestinationIps?: IpPrefix[];
-  destinationPorts?: number[];
-  notDestinationPorts?: number[];
-  extensions?: Extension[];
-}
-
-/** OR-ed matches (istiod's older name: Rules). */
-export interface Clause {
-  matches?: Match[];
-}
-
-/** AND-ed clauses (istiod's older name: Group). */
-export interface Rule {
-  clauses?: Clause[];
-}
-
-export interface Authorization {
-  name?: string;
-  namespace?: string;
-  scope?: AuthorizationScope;
-  action?: AuthorizationAction;
-  rules?: Rule[];
-  dryRun?: boolean;
-  extensions?: Extension[];
-}
+export type {
+  Authorization,
+  AuthorizationAction,
+  AuthorizationScope,
+  Clause,
+  IpPrefix,
+  Match,
+  Rule,
+  ServiceAccountMatch,
+  StringMatch,
+} from "../model/authz/wire-types.js";
 
 // ---------------------------------------------------------------------------------------------
 // ambit.v1

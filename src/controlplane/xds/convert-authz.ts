@@ -120,34 +120,35 @@ export function convertAuthorizationPolicy(
     const clauses: Clause[] = [];
     if (r.to && r.to.length > 0) {
       clauses.push({
-        // An operation emptied by the conversion (null) never matches: it adds no match, and a
-        // clause left with none never matches in ztunnel either.
-        matches: r.to
-          .filter((op) => op !== null)
-          .map((op) =>
-            compact({ destinationPorts: ports(op.ports), notDestinationPorts: ports(op.notPorts) }),
-          ),
+        // An operation emptied by the conversion (null) becomes an empty Match, as istiod sends
+        // it: ztunnel skips empty matches, so it never matches (a clause with no matches at all
+        // would match everything in ztunnel).
+        matches: r.to.map((op) =>
+          op === null
+            ? {}
+            : compact({ destinationPorts: ports(op.ports), notDestinationPorts: ports(op.notPorts) }),
+        ),
       });
     }
     if (r.from && r.from.length > 0) {
       clauses.push({
-        matches: r.from
-          .filter((s) => s !== null)
-          .map((s) =>
-            compact({
-              sourceIps: ipPrefixes(s.ipBlocks),
-              notSourceIps: ipPrefixes(s.notIpBlocks),
-              namespaces: stringMatches(s.namespaces),
-              notNamespaces: stringMatches(s.notNamespaces),
-              serviceAccounts: serviceAccounts(s.serviceAccounts, namespace),
-              notServiceAccounts: serviceAccounts(s.notServiceAccounts, namespace),
-              principals: stringMatches(s.principals),
-              notPrincipals: stringMatches(s.notPrincipals),
-            }),
-          ),
+        matches: r.from.map((s) =>
+          s === null
+            ? {}
+            : compact({
+                sourceIps: ipPrefixes(s.ipBlocks),
+                notSourceIps: ipPrefixes(s.notIpBlocks),
+                namespaces: stringMatches(s.namespaces),
+                notNamespaces: stringMatches(s.notNamespaces),
+                serviceAccounts: serviceAccounts(s.serviceAccounts, namespace),
+                notServiceAccounts: serviceAccounts(s.notServiceAccounts, namespace),
+                principals: stringMatches(s.principals),
+                notPrincipals: stringMatches(s.notPrincipals),
+              }),
+        ),
       });
     }
-    for (const c of r.when) clauses.push({ matches: c ? [whenMatch(c)] : [] });
+    for (const c of r.when) clauses.push({ matches: [c ? whenMatch(c) : {}] });
     return { clauses };
   });
   const authorization: Authorization = {

@@ -17,5 +17,6 @@ export {
   compileWirePolicies,
   type WireAuthorization,
   type WireConnection,
+  type WireMatch,
   type WirePolicySet,
 } from "./wire.js";

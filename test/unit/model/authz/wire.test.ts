@@ -43,9 +43,13 @@ describe("wire-form L4 evaluator", () => {
     assert.equal(decide([policy({ rules: [{ clauses: [] }] })], conn()), "ALLOW");
   });
 
-  test("a clause with no matches never matches", () => {
+  test("a clause with no matches matches (ztunnel); one holding only an empty match never does", () => {
     assert.equal(
       decide([policy({ action: "DENY", rules: [{ clauses: [{ matches: [] }] }] })], conn()),
+      "DENY",
+    );
+    assert.equal(
+      decide([policy({ action: "DENY", rules: [{ clauses: [{ matches: [{}] }] }] })], conn()),
       "ALLOW",
     );
   });
