@@ -14,16 +14,21 @@ export interface VerifiedPeer {
 
 export type PeerCheck = { ok: true; peer: VerifiedPeer } | { ok: false; code: ErrorCode; reason: string };
 
+/** The URI SANs of a certificate, from its subjectAltName text ("URI:spiffe://..., DNS:..."). */
+export function uriSans(subjectAltName: string | undefined): string[] {
+  return (subjectAltName ?? "")
+    .split(", ")
+    .filter((s) => s.startsWith("URI:"))
+    .map((s) => s.slice(4));
+}
+
 export function checkPeerCertificate(
   cert: X509Certificate | undefined,
   trustDomain: string,
   revocations: RevocationList,
 ): PeerCheck {
   if (!cert) return { ok: false, code: "AMBIT_E_UNAUTHENTICATED", reason: "peer presented no certificate" };
-  const uris = (cert.subjectAltName ?? "")
-    .split(", ")
-    .filter((s) => s.startsWith("URI:"))
-    .map((s) => s.slice(4));
+  const uris = uriSans(cert.subjectAltName);
   if (uris.length !== 1 || uris[0] === undefined) {
     return {
       ok: false,

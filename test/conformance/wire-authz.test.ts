@@ -7,8 +7,6 @@
 // its connection (plaintext peer, another identity, another port, another source address), the
 // decision the resource-level engine reaches at L4: one semantics, two forms.
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
-import { resolve } from "node:path";
 import { test } from "node:test";
 import {
   ADDRESS_TYPE_URL,
@@ -22,29 +20,15 @@ import { buildSnapshot } from "../../src/controlplane/xds/convert.js";
 import {
   authorize,
   authorizeWire,
-  compilePolicySet,
   compileWirePolicies,
   type WireConnection,
 } from "../../src/model/authz/index.js";
-import type { AuthzRequest, Layer } from "../../src/model/authz/types.js";
+import type { AuthzRequest } from "../../src/model/authz/types.js";
 import { loadTexts } from "../../src/model/resources/load.js";
 import { formatProblem } from "../../src/model/resources/problem.js";
-import type { AuthorizationPolicy, PeerAuthentication } from "../../src/model/resources/registry.js";
-import { repoRoot } from "../support/repo.js";
+import { loadAuthzCases, policySetOf } from "../support/conformance.js";
 
-interface Case {
-  name: string;
-  layer: Layer;
-  policies: unknown[];
-  rootNamespace?: string;
-  request: AuthzRequest;
-  expect: "ALLOW" | "DENY";
-}
-
-const casesFile = resolve(repoRoot(), "..", "shared", "conformance", "authz-cases.json");
-if (!existsSync(casesFile)) throw new Error(`authz conformance cases not found at ${casesFile}`);
-const { cases } = JSON.parse(readFileSync(casesFile, "utf8")) as { cases?: Case[] };
-if (!Array.isArray(cases) || cases.length === 0) throw new Error(`${casesFile} lists no cases`);
+const cases = loadAuthzCases();
 
 const roundTrip = <T extends object>(typeUrl: string, m: T): T => decodeAny<T>(encodeAny(typeUrl, m));
 
@@ -130,13 +114,7 @@ for (const c of cases) {
     const wireSet = compileWirePolicies(decoded, { rootNamespace: root });
     const memorySet = compileWirePolicies(inMemory, { rootNamespace: root });
     assert.deepEqual(wireSet.rejected, []);
-    const engineSet = compilePolicySet({
-      authorizationPolicies: resources.filter(
-        (r): r is AuthorizationPolicy => r.kind === "AuthorizationPolicy",
-      ),
-      peerAuthentications: resources.filter((r): r is PeerAuthentication => r.kind === "PeerAuthentication"),
-      rootNamespace: root,
-    });
+    const engineSet = policySetOf(resources, root);
 
     for (const { label, request } of variants(c.request)) {
       const conn = connectionOf(request, listed);

@@ -6,7 +6,9 @@
 import { randomBytes } from "node:crypto";
 import * as http2 from "node:http2";
 import * as tls from "node:tls";
+import { formatHostPort } from "../../core/address.js";
 import type { Logger } from "../../core/log.js";
+import { uriSans } from "../../identity/peer-check.js";
 import type { RevocationList } from "../../model/revocation.js";
 import { HBONE_CONNECTION_WINDOW, HBONE_SETTINGS } from "./hbone-server.js";
 import type { MeshWorkload } from "./mesh.js";
@@ -46,7 +48,7 @@ interface Pooled {
 }
 
 function hostPort(d: Destination): string {
-  return d.ip.includes(":") ? `[${d.ip}]:${d.port}` : `${d.ip}:${d.port}`;
+  return formatHostPort(d.ip, d.port);
 }
 
 /** `forwarded: for=...` per RFC 7239 (IPv6 quoted and bracketed). */
@@ -67,15 +69,6 @@ function baggage(w: MeshWorkload): string {
 
 export function newTraceparent(): string {
   return `00-${randomBytes(16).toString("hex")}-${randomBytes(8).toString("hex")}-01`;
-}
-
-/** The peer's one URI SAN, from Node's certificate object ("URI:spiffe://..."). */
-function uriSan(cert: tls.PeerCertificate): string | undefined {
-  const uris = (cert.subjectaltname ?? "")
-    .split(", ")
-    .filter((s) => s.startsWith("URI:"))
-    .map((s) => s.slice(4));
-  return uris.length === 1 ? uris[0] : undefined;
 }
 
 export class HbonePool {
@@ -167,7 +160,8 @@ export class HbonePool {
       minVersion: "TLSv1.3",
       rejectUnauthorized: true,
       checkServerIdentity: (_host, cert) => {
-        const id = uriSan(cert);
+        const uris = uriSans(cert.subjectaltname);
+        const id = uris.length === 1 ? uris[0] : undefined;
         if (id !== req.expectedIdentity) {
           return new Error(`peer presented ${id ?? "no single SPIFFE ID"}, expected ${req.expectedIdentity}`);
         }

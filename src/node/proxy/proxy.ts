@@ -23,6 +23,7 @@ import type { Logger } from "../../core/log.js";
 import { createRegistry } from "../../core/metrics.js";
 import { readNodeCredentials } from "../../identity/ca-client.js";
 import { CertificateManager } from "../../identity/cert-manager.js";
+import { uriSans } from "../../identity/peer-check.js";
 import { parseSpiffeId, type Identity } from "../../model/spiffe.js";
 import { NodeCredentialsKeeper } from "../credentials.js";
 import { startAdmin, startMetrics, startReadiness, type AdminSource } from "./admin.js";
@@ -85,10 +86,7 @@ function identityOf(w: MeshWorkload): Identity {
 function nodeCertificateFacts(chainPem: string): { node: string; trustDomain: string } {
   const cert = new X509Certificate(chainPem);
   const cn = /CN=([^\n,]+)/.exec(cert.subject)?.[1] ?? "";
-  const uri = (cert.subjectAltName ?? "")
-    .split(", ")
-    .find((s) => s.startsWith("URI:"))
-    ?.slice(4);
+  const uri = uriSans(cert.subjectAltName)[0];
   const parsed = uri ? parseSpiffeId(uri) : undefined;
   if (!parsed?.ok) throw new AmbitError("AMBIT_E_CA_STATE", "the node certificate carries no SPIFFE ID");
   return { node: cn, trustDomain: parsed.identity.trustDomain };
