@@ -10,6 +10,8 @@ export default tseslint.config(
       "bench/**/node_modules/**",
       "native/build/**",
       "bin/**",
+      // The demo's sample apps: plain Node programs standing in for users' applications.
+      "demo/apps/**",
       "eslint.config.js",
     ],
   },

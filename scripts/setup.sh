@@ -7,10 +7,12 @@ cd "$(dirname "$0")/.."
 
 log() { printf 'setup: %s\n' "$*"; }
 
-# Debian packages: network namespaces and veth (iproute2), in-pod redirection (iptables, nftables),
-# real clients for tests (curl, openssl; python3-grpcio + grpc-tools for a non-TypeScript gRPC
-# client of the CA), /proc tools (procps).
-PACKAGES=(iproute2 iptables nftables curl openssl procps ca-certificates python3-grpcio python3-grpc-tools python3-protobuf)
+# Debian packages: network namespaces and veth (iproute2), in-pod redirection (iptables, nftables,
+# nsenter from util-linux), the lab's pod wiring (containernetworking-plugins: bridge, host-local),
+# the capture addon's build (g++, make, python3 for node-gyp), real clients for tests and the demo
+# (curl, openssl, tcpdump; python3-grpcio + grpc-tools for a non-TypeScript gRPC client of the CA),
+# /proc tools (procps).
+PACKAGES=(iproute2 iptables nftables util-linux containernetworking-plugins g++ make python3 curl openssl tcpdump procps ca-certificates python3-grpcio python3-grpc-tools python3-protobuf)
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then
@@ -49,6 +51,7 @@ else
   log "npm dependencies up to date"
 fi
 
+scripts/build-native.sh
 log "building"
 npm run --silent build
 log "ready: try 'npx ambit --help'"

@@ -102,10 +102,14 @@ export function ownFileName(r: {
   return `${base.slice(0, MAX_BASE - 17)}-${digest}.yaml`;
 }
 
-/** The stored shape: the user's document minus `status` (status is the control plane's to report). */
+/**
+ * The stored shape: the user's document minus `status` (status is the control plane's to report),
+ * except a Pod's, which is the runtime's report of its addresses (the lab writes it as a kubelet
+ * would) and an input to the workloads pushed to nodes.
+ */
 function userShape(value: unknown): Record<string, unknown> {
   const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
-  delete out.status;
+  if (out.kind !== "Pod" || out.apiVersion !== "v1") delete out.status;
   return out;
 }
 

@@ -36,6 +36,10 @@ export const ERROR_CODES = {
   AMBIT_E_NOT_FOUND: "A resource named in a delete or get does not exist (kubectl's NotFound).",
   AMBIT_E_CONFLICT:
     "A resource lives in a user-managed file under DIR/config next to other documents, so Ambit will not rewrite it.",
+  AMBIT_E_LAB:
+    "The lab could not build or change its namespaces, links, CNI wiring or processes (the message names the step and the command's error).",
+  AMBIT_E_CAPTURE:
+    "In-pod capture is unavailable: the native addon is not built or the platform is not Linux.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -20,7 +20,7 @@ describe("ambit --help", () => {
   test("lists the commands and exits 0", async () => {
     const r = await runAmbit(["--help"]);
     assert.equal(r.code, 0);
-    for (const cmd of ["validate", "authz", "demo"])
+    for (const cmd of ["validate", "authz", "demo", "lab"])
       assert.match(r.stdout, new RegExp(`^\\s+${cmd}\\b`, "m"));
   });
   test("an unknown flag is a usage error with exit 2", async () => {
@@ -216,16 +216,5 @@ describe("ambit authz check", () => {
     const r = await runAmbit(["authz", "check", "-f", bookinfo, "--request", write("x.json", "{nope")]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /AMBIT_E_PARSE/);
-  });
-});
-
-describe("ambit demo", () => {
-  test("validates the bookinfo example and decides each scenario", async () => {
-    const r = await runAmbit(["demo"]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /all valid/);
-    const decisions = r.stdout.split("\n").filter((l) => /^\s+(ALLOW|DENY)\s/.test(l));
-    assert.equal(decisions.length, 8);
-    assert.ok(decisions.some((l) => l.includes("ALLOW")) && decisions.some((l) => l.includes("DENY")));
   });
 });

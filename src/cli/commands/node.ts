@@ -1,15 +1,20 @@
 // `ambit node`: run the node proxy; `ambit node join`: enrol this host as a node of the mesh.
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { dirname, join } from "node:path";
 import type { Command } from "commander";
 import { parseHostPort } from "../../core/address.js";
 import { AmbitError } from "../../core/errors.js";
 import { createLogger } from "../../core/log.js";
 import { defaultStateDir } from "../../core/state-dir.js";
+import { NodeAgent } from "../../node/agent/agent.js";
+import { loadNative } from "../../node/capture/native.js";
 import { joinNode, NODE_CREDENTIAL_FILES } from "../../node/join.js";
-import { LoopbackNetwork } from "../../node/proxy/network.js";
+import { CaptureNetwork } from "../../node/proxy/capture-network.js";
+import { LoopbackNetwork, type PodNetwork } from "../../node/proxy/network.js";
 import { NodeProxy } from "../../node/proxy/proxy.js";
 import type { Io } from "../io.js";
+import { collect } from "../io.js";
 import { parseSeconds } from "./control-plane.js";
 
 interface RunOptions {
@@ -24,6 +29,21 @@ interface RunOptions {
   drain: string;
   handshakeTimeout: string;
   rootNamespace: string;
+  agentSocket?: string;
+  podsState?: string;
+  dnsUpstream: string[];
+}
+
+function resolvConfServers(): { host: string; port: number }[] {
+  try {
+    return readFileSync("/etc/resolv.conf", "utf8")
+      .split("\n")
+      .map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1])
+      .filter((h): h is string => h !== undefined && isIP(h) !== 0)
+      .map((host) => ({ host, port: 53 }));
+  } catch {
+    return [];
+  }
 }
 
 export function registerNode(program: Command, io: Io, setExit: (code: number) => void): void {
@@ -49,16 +69,25 @@ export function registerNode(program: Command, io: Io, setExit: (code: number) =
     .option("--drain <duration>", "on SIGTERM, how long open connections may finish", "10s")
     .option("--handshake-timeout <duration>", "drop an inbound TLS handshake not finished by then", "10s")
     .option("--root-namespace <ns>", "the mesh's root namespace", "istio-system")
+    .option(
+      "--agent-socket <path>",
+      "capture mode: the Unix socket where ambit-cni announces pods [default: /var/run/ambit/NODE.sock]",
+    )
+    .option(
+      "--pods-state <file>",
+      "capture mode: where announced pods are kept across restarts [default: CREDENTIALS/pods.json]",
+    )
+    .option(
+      "--dns-upstream <host:port>",
+      "capture mode: resolver for names outside the mesh (repeatable) [default: /etc/resolv.conf]",
+      collect,
+      [],
+    )
     .action(async (opts: RunOptions) => {
       if (!opts.controlPlane) throw new AmbitError("AMBIT_E_USAGE", "--control-plane HOST:PORT is required");
       if (!opts.nodeName) throw new AmbitError("AMBIT_E_USAGE", "--node-name NAME is required");
-      if (opts.mode !== "loopback") {
-        throw new AmbitError(
-          "AMBIT_E_USAGE",
-          opts.mode === "capture"
-            ? "--mode capture needs the in-pod capture addon, which this build does not include yet; use --mode loopback"
-            : `--mode: expected loopback or capture, got "${opts.mode}"`,
-        );
+      if (opts.mode !== "loopback" && opts.mode !== "capture") {
+        throw new AmbitError("AMBIT_E_USAGE", `--mode: expected loopback or capture, got "${opts.mode}"`);
       }
       const controlPlane = parseHostPort(opts.controlPlane, "--control-plane");
       const dir = opts.credentials ?? join(defaultStateDir(), `node-${opts.nodeName}`);
@@ -72,11 +101,36 @@ export function registerNode(program: Command, io: Io, setExit: (code: number) =
         );
       }
       const log = createLogger("node");
+      let network: PodNetwork = new LoopbackNetwork();
+      let capture: { agent: NodeAgent; dnsUpstream: { host: string; port: number }[] } | undefined;
+      if (opts.mode === "capture") {
+        let native;
+        try {
+          native = loadNative();
+        } catch (err) {
+          throw new AmbitError("AMBIT_E_CAPTURE", `--mode capture: ${(err as Error).message}`);
+        }
+        network = new CaptureNetwork(native);
+        const socketPath = opts.agentSocket ?? join("/var/run/ambit", `${opts.nodeName}.sock`);
+        mkdirSync(dirname(socketPath), { recursive: true, mode: 0o700 });
+        capture = {
+          agent: new NodeAgent({
+            socketPath,
+            stateFile: opts.podsState ?? join(dir, "pods.json"),
+            log,
+          }),
+          dnsUpstream:
+            opts.dnsUpstream.length > 0
+              ? opts.dnsUpstream.map((u) => parseHostPort(u, "--dns-upstream"))
+              : resolvConfServers(),
+        };
+      }
       const proxy = await NodeProxy.start({
         controlPlane,
         nodeName: opts.nodeName,
         credentialsDir: dir,
-        network: new LoopbackNetwork(),
+        network,
+        ...(capture ? { capture } : {}),
         admin: parseHostPort(opts.adminAddr, "--admin-addr"),
         metrics: parseHostPort(opts.metricsAddr, "--metrics-addr"),
         readiness: parseHostPort(opts.readyAddr, "--ready-addr"),

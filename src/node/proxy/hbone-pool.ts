@@ -151,7 +151,10 @@ export class HbonePool {
       namespace: req.source.namespace,
       serviceAccount: req.source.serviceAccount,
     });
-    const raw = await this.opts.network.dial(req.pod, req.tunnel, this.connectMs, false);
+    const raw = await this.opts.network.dial(req.pod, req.tunnel, {
+      timeoutMs: this.connectMs,
+      halfOpen: false,
+    });
     const revocations = this.opts.revocations;
     const tlsSocket = tls.connect({
       socket: raw,

@@ -100,7 +100,7 @@ export class Inbound {
       app = await this.opts.network.dial(
         pod,
         { ip: rec.destination.ip, port: rec.destination.port },
-        this.opts.connectTimeoutMs,
+        { timeoutMs: this.opts.connectTimeoutMs, source: rec.source.ip },
       );
     } catch (err) {
       const reason = `application unreachable: ${(err as NodeJS.ErrnoException).code ?? String(err)}`;

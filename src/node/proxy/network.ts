@@ -3,6 +3,7 @@
 // socket is accepted: in-pod capture (sockets created in the pod's netns by the native addon, the
 // destination from SO_ORIGINAL_DST) and loopback mode (listeners on the pod's loopback address,
 // the destination named by a SOCKS5 request), used before capture exists and by fast tests.
+import type * as dgram from "node:dgram";
 import * as net from "node:net";
 import { readSocksRequest, SOCKS_REPLY, socksReply } from "./socks.js";
 import type { Destination } from "./route.js";
@@ -10,6 +11,23 @@ import type { Destination } from "./route.js";
 export interface LocalPod {
   uid: string;
   ip: string;
+  /** The pod's network namespace (capture mode), e.g. /var/run/netns/NAME. */
+  netns?: string;
+}
+
+export interface DialOptions {
+  timeoutMs: number;
+  /**
+   * Keep writing after the peer's FIN (application connections being spliced); tunnels pass
+   * false so that a peer's close tears the HTTP/2 session down. Default true.
+   */
+  halfOpen?: boolean;
+  /**
+   * Inbound delivery: the original client's address, kept as the connection's source so the
+   * application sees who called (capture mode spoofs it with IP_TRANSPARENT; loopback mode
+   * cannot and uses the pod's address).
+   */
+  source?: string;
 }
 
 /** A connection intercepted on the outbound or inbound-plaintext listener. */
@@ -32,12 +50,14 @@ export interface PodNetwork {
   ): Promise<net.Server>;
   /** The destination a captured connection was meant for; null (socket destroyed) when unknown. */
   intercept(pod: LocalPod, socket: net.Socket): Promise<Intercepted | { error: string }>;
-  /**
-   * A TCP connection from inside the pod, bypassing capture; rejects after `timeoutMs`.
-   * `halfOpen`: keep writing after the peer's FIN (application connections being spliced);
-   * tunnels pass false so that a peer's close tears the HTTP/2 session down.
-   */
-  dial(pod: LocalPod, dst: Destination, timeoutMs: number, halfOpen?: boolean): Promise<net.Socket>;
+  /** A TCP connection from inside the pod, bypassing capture; rejects after `timeoutMs`. */
+  dial(pod: LocalPod, dst: Destination, opts: DialOptions): Promise<net.Socket>;
+  /** Capture only: a UDP socket bound inside the pod (the DNS proxy's). */
+  bindUdp?(pod: LocalPod, port: number): Promise<dgram.Socket>;
+  /** Capture only: put the pod's traffic redirection in place (idempotent). */
+  redirect?(pod: LocalPod): Promise<void>;
+  /** Capture only: remove it, when the pod leaves the mesh (never on a node-proxy shutdown). */
+  unredirect?(pod: LocalPod): Promise<void>;
 }
 
 export interface LoopbackNetworkOptions {
@@ -116,8 +136,8 @@ export class LoopbackNetwork implements PodNetwork {
     };
   }
 
-  dial(pod: LocalPod, dst: Destination, timeoutMs: number, halfOpen = true): Promise<net.Socket> {
+  dial(pod: LocalPod, dst: Destination, opts: DialOptions): Promise<net.Socket> {
     // Bind to the pod's address so peers see the pod, as they would from inside its netns.
-    return connectTcp(dst, timeoutMs, halfOpen, pod.ip);
+    return connectTcp(dst, opts.timeoutMs, opts.halfOpen ?? true, pod.ip);
   }
 }

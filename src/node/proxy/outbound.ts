@@ -104,7 +104,7 @@ export class Outbound {
   ): Promise<void> {
     let upstream: net.Socket;
     try {
-      upstream = await this.opts.network.dial(pod, target, this.opts.connectTimeoutMs);
+      upstream = await this.opts.network.dial(pod, target, { timeoutMs: this.opts.connectTimeoutMs });
     } catch (err) {
       rec.flags = "UF";
       ic.refuse("unreachable");

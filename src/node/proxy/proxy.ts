@@ -25,6 +25,8 @@ import { readNodeCredentials } from "../../identity/ca-client.js";
 import { CertificateManager } from "../../identity/cert-manager.js";
 import { uriSans } from "../../identity/peer-check.js";
 import { parseSpiffeId, type Identity } from "../../model/spiffe.js";
+import type { NodeAgent } from "../agent/agent.js";
+import type { PodRegistration } from "../agent/protocol.js";
 import { NodeCredentialsKeeper } from "../credentials.js";
 import { startAdmin, startMetrics, startReadiness, type AdminSource } from "./admin.js";
 import { HbonePool } from "./hbone-pool.js";
@@ -34,10 +36,12 @@ import { canonicalIp, MeshSnapshot, type MeshWorkload } from "./mesh.js";
 import type { LocalPod, PodNetwork } from "./network.js";
 import { Outbound } from "./outbound.js";
 import { Balancer } from "./route.js";
+import { CniHandler, workloadFor } from "./cni-handler.js";
+import { PodDns } from "./pod-dns.js";
 import { NodeTelemetry } from "./telemetry.js";
 import { WorkloadTls } from "./workload-tls.js";
 
-export const POD_PORTS = { outbound: 15001, inboundPlaintext: 15006, hbone: 15008 } as const;
+export const POD_PORTS = { outbound: 15001, inboundPlaintext: 15006, hbone: 15008, dns: 15053 } as const;
 const TYPES = [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, REVOCATION_LIST_TYPE_URL] as const;
 
 export interface HostPort {
@@ -59,6 +63,8 @@ export interface NodeProxyOptions {
   handshakeTimeoutMs?: number;
   rootNamespace?: string;
   connectTimeoutMs?: number;
+  /** Capture mode: the node agent where `ambit-cni` announces pods, and the node's resolvers. */
+  capture?: { agent: NodeAgent; dnsUpstream: HostPort[] };
   log: Logger;
   accessLog: Logger;
 }
@@ -69,6 +75,7 @@ interface PodRuntime {
   identity: Identity;
   hbone: HboneServer;
   servers: net.Server[];
+  dns: PodDns | null;
   state: "starting" | "ready" | "failed";
   error: string | null;
 }
@@ -196,6 +203,7 @@ export class NodeProxy implements AdminSource {
       log: opts.log,
     });
     this.xds.start();
+    if (opts.capture) await this.startAgent(opts.capture.agent);
     this.reconcileTimer = setInterval(() => this.reconcile(), 5_000);
     this.reconcileTimer.unref();
   }
@@ -245,31 +253,70 @@ export class NodeProxy implements AdminSource {
   // -------------------------------------------------------------------------------------------
   // Local pods
 
+  private async startAgent(agent: NodeAgent): Promise<void> {
+    const pods = await agent.load();
+    if (pods.length > 0)
+      this.opts.log.info({ pods: pods.length }, "re-enrolling pods registered before restart");
+    await agent.start(
+      new CniHandler({
+        nodeName: this.opts.nodeName,
+        mesh: () => this.mesh,
+        enrolment: (uid) => this.pods.get(uid),
+        reconcile: () => this.reconcile(),
+        release: (pod) => this.release(pod),
+      }),
+    );
+  }
+
+  /** Capture mode: the registration of each local workload the CNI announced. */
+  private registered(): Map<string, PodRegistration> {
+    const out = new Map<string, PodRegistration>();
+    const agent = this.opts.capture?.agent;
+    if (!agent) return out;
+    for (const reg of agent.registrations()) {
+      const w = workloadFor(this.mesh, this.opts.nodeName, reg);
+      if (w) out.set(w.uid, reg);
+    }
+    return out;
+  }
+
   private reconcile(): void {
     if (this.draining) return;
-    const wanted = new Map<string, MeshWorkload>();
+    const wanted = new Map<string, { w: MeshWorkload; pod: LocalPod }>();
+    const regs = this.registered();
     for (const w of this.mesh.workloadsOn(this.opts.nodeName)) {
-      if (w.hbone && w.ips.length > 0) wanted.set(w.uid, w);
+      if (!w.hbone) continue;
+      const reg = regs.get(w.uid);
+      if (this.opts.capture && !reg) continue;
+      const ip = reg?.ips[0] ?? w.ips[0];
+      if (ip === undefined) continue;
+      wanted.set(w.uid, { w, pod: { uid: w.uid, ip, ...(reg ? { netns: reg.netns } : {}) } });
     }
     for (const [uid, rt] of this.pods) {
-      const w = wanted.get(uid);
-      if (!w || w.ips[0] !== rt.pod.ip || w.spiffeId !== rt.workload.spiffeId || rt.state === "failed") {
-        this.removePod(rt);
-      } else rt.workload = w;
+      const want = wanted.get(uid);
+      if (
+        !want ||
+        want.pod.ip !== rt.pod.ip ||
+        want.w.spiffeId !== rt.workload.spiffeId ||
+        want.pod.netns !== rt.pod.netns ||
+        rt.state === "failed"
+      ) {
+        this.removePod(rt, !want || want.pod.netns !== rt.pod.netns);
+      } else rt.workload = want.w;
     }
-    for (const [uid, w] of wanted) if (!this.pods.has(uid)) void this.addPod(w);
+    for (const [uid, want] of wanted) if (!this.pods.has(uid)) void this.addPod(want.w, want.pod);
     for (const rt of this.pods.values()) if (rt.state === "ready") void this.refreshCertificate(rt);
   }
 
-  private async addPod(w: MeshWorkload): Promise<void> {
-    const ip = w.ips[0] ?? "";
-    const pod: LocalPod = { uid: w.uid, ip };
+  private async addPod(w: MeshWorkload, pod: LocalPod): Promise<void> {
+    const ip = pod.ip;
     const identity = identityOf(w);
     const rt: PodRuntime = {
       pod,
       workload: w,
       identity,
       servers: [],
+      dns: null,
       state: "starting",
       error: null,
       hbone: new HboneServer({
@@ -292,8 +339,22 @@ export class NodeProxy implements AdminSource {
         await network.listen(pod, POD_PORTS.inboundPlaintext, (s) => void this.acceptPlaintext(rt, s)),
         await network.listen(pod, POD_PORTS.outbound, (s) => void this.outbound.accept(pod, s)),
       );
+      if (network.bindUdp && network.redirect) {
+        rt.dns = await PodDns.start({
+          pod,
+          namespace: w.namespace,
+          port: POD_PORTS.dns,
+          network,
+          mesh: () => this.mesh,
+          upstream: this.opts.capture?.dnsUpstream ?? [],
+          log: this.opts.log,
+        });
+        rt.servers.push(rt.dns.tcp);
+        await network.redirect(pod);
+      }
       if (this.pods.get(w.uid) !== rt) {
         for (const s of rt.servers) s.close();
+        rt.dns?.close();
         return;
       }
       rt.state = "ready";
@@ -302,6 +363,7 @@ export class NodeProxy implements AdminSource {
       rt.state = "failed";
       rt.error = err instanceof Error ? err.message : String(err);
       for (const s of rt.servers) s.close();
+      rt.dns?.close();
       rt.servers = [];
       this.opts.log.error(
         { pod: `${w.namespace}/${w.name}`, ip, err: rt.error },
@@ -310,13 +372,29 @@ export class NodeProxy implements AdminSource {
     }
   }
 
-  private removePod(rt: PodRuntime): void {
+  /** `leaving`: the pod left the mesh or its netns changed, so its redirection goes too. */
+  private removePod(rt: PodRuntime, leaving: boolean): void {
     this.pods.delete(rt.pod.uid);
     for (const s of rt.servers) s.close();
+    rt.dns?.close();
+    if (leaving && this.opts.network.unredirect) {
+      this.opts.network
+        .unredirect(rt.pod)
+        .catch((err: unknown) =>
+          this.opts.log.warn({ err, pod: rt.workload.name }, "could not remove the pod's redirection"),
+        );
+    }
     rt.hbone.drain();
     this.tls.untrack(rt.identity);
     if (rt.state === "ready")
       this.opts.log.info({ pod: `${rt.workload.namespace}/${rt.workload.name}` }, "workload left this node");
+  }
+
+  /** A CNI DEL: the pod's listeners close on the next reconcile; its redirection goes now. */
+  private async release(reg: PodRegistration): Promise<void> {
+    if (this.opts.network.unredirect) {
+      await this.opts.network.unredirect({ uid: reg.containerId, ip: reg.ips[0] ?? "", netns: reg.netns });
+    }
   }
 
   private async refreshCertificate(rt: PodRuntime): Promise<void> {
@@ -434,6 +512,7 @@ export class NodeProxy implements AdminSource {
       localWorkloads: [...this.pods.values()].map((p) => ({
         uid: p.pod.uid,
         ip: p.pod.ip,
+        netns: p.pod.netns ?? null,
         identity: p.workload.spiffeId,
         state: p.state,
         error: p.error,
@@ -461,8 +540,10 @@ export class NodeProxy implements AdminSource {
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
     for (const rt of this.pods.values()) {
       for (const s of rt.servers) s.close();
+      rt.dns?.close();
       rt.hbone.drain();
     }
+    await this.opts.capture?.agent.close();
     const deadline = Date.now() + (this.opts.drainMs ?? 10_000);
     while (Date.now() < deadline && this.inbound.openConnections + this.outbound.openConnections > 0) {
       await new Promise((r) => setTimeout(r, 50));
