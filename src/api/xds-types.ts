@@ -233,10 +233,16 @@ export function xdsRoot(): protobuf.Root {
   return root;
 }
 
+const typesByUrl = new Map<string, protobuf.Type>();
+
 function typeFor(typeUrl: string): protobuf.Type {
-  const slash = typeUrl.lastIndexOf("/");
-  const name = slash >= 0 ? typeUrl.slice(slash + 1) : typeUrl;
-  return xdsRoot().lookupType(name);
+  let type = typesByUrl.get(typeUrl);
+  if (!type) {
+    const slash = typeUrl.lastIndexOf("/");
+    type = xdsRoot().lookupType(slash >= 0 ? typeUrl.slice(slash + 1) : typeUrl);
+    typesByUrl.set(typeUrl, type);
+  }
+  return type;
 }
 
 /**

@@ -6,6 +6,7 @@ import { loadTexts, type LoadResult } from "../model/resources/load.js";
 import type { Problem } from "../model/resources/problem.js";
 
 const RESOURCE_EXT = /\.(ya?ml|json)$/i;
+const READ_CONCURRENCY = 32;
 
 export interface SourceText {
   file: string;
@@ -31,34 +32,46 @@ export async function readSources(
     path: "",
     message,
   });
-  const visit = async (path: string, explicit: boolean): Promise<void> => {
-    if (path === "-") {
-      texts.push({ file: "<stdin>", text: await readStdin() });
-      return;
-    }
+  // Each path yields its texts and problems in order; a directory's entries are read a bounded
+  // number at a time (a config directory holds one file per resource: hundreds of files).
+  type Out = { texts: SourceText[]; problems: Problem[] };
+  const cannotRead = (path: string, err: unknown): Out => ({
+    texts: [],
+    problems: [fileProblem(path, `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)],
+  });
+  const visit = async (path: string, explicit: boolean): Promise<Out> => {
+    if (path === "-") return { texts: [{ file: "<stdin>", text: await readStdin() }], problems: [] };
     let st;
     try {
       st = await stat(path);
     } catch (err) {
-      problems.push(fileProblem(path, `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`));
-      return;
+      return cannotRead(path, err);
     }
     if (st.isDirectory()) {
-      const entries = (await readdir(path)).sort();
-      for (const e of entries) {
-        if (e.startsWith(".")) continue;
-        await visit(join(path, e), false);
-      }
-      return;
+      const entries = (await readdir(path)).sort().filter((e) => !e.startsWith("."));
+      const outs = new Array<Out>(entries.length);
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < entries.length) {
+          const i = next++;
+          outs[i] = await visit(join(path, entries[i] as string), false);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, entries.length) }, worker));
+      return { texts: outs.flatMap((o) => o.texts), problems: outs.flatMap((o) => o.problems) };
     }
-    if (!explicit && !RESOURCE_EXT.test(path)) return;
+    if (!explicit && !RESOURCE_EXT.test(path)) return { texts: [], problems: [] };
     try {
-      texts.push({ file: path, text: await readFile(path, "utf8") });
+      return { texts: [{ file: path, text: await readFile(path, "utf8") }], problems: [] };
     } catch (err) {
-      problems.push(fileProblem(path, `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`));
+      return cannotRead(path, err);
     }
   };
-  for (const p of paths) await visit(p, true);
+  for (const p of paths) {
+    const o = await visit(p, true);
+    texts.push(...o.texts);
+    problems.push(...o.problems);
+  }
   return { texts, problems };
 }
 

@@ -8,7 +8,12 @@ import { isDeepStrictEqual } from "node:util";
 import { stringify } from "yaml";
 import { writeFileAtomic } from "../core/atomic-file.js";
 import { readSources, type SourceText } from "../config/files.js";
-import { parseDocuments, validateDocuments, type RawDocument } from "../model/resources/load.js";
+import {
+  combineValidated,
+  parseDocuments,
+  validateEach,
+  type ValidatedDocument,
+} from "../model/resources/load.js";
 import type { Problem } from "../model/resources/problem.js";
 import { kindInfo, resolveKindName, type AnyResource } from "../model/resources/registry.js";
 import { resourceId } from "../model/resources/types.js";
@@ -113,6 +118,18 @@ function userShape(value: unknown): Record<string, unknown> {
   return out;
 }
 
+/** userShape per parsed document, so an unchanged file yields the very same objects on a reload. */
+const shapes = new WeakMap<object, Record<string, unknown>>();
+function userShapeOf(value: unknown): Record<string, unknown> {
+  if (typeof value !== "object" || value === null) return userShape(value);
+  let shaped = shapes.get(value);
+  if (!shaped) {
+    shaped = userShape(value);
+    shapes.set(value, shaped);
+  }
+  return shaped;
+}
+
 async function fsyncDir(dir: string): Promise<void> {
   const dh = await open(dir, "r");
   try {
@@ -161,23 +178,52 @@ function refOf(raw: unknown): { kind: string; namespace?: string | undefined; na
   };
 }
 
-function parseAndValidate(texts: readonly SourceText[]): Parsed {
-  const docs: RawDocument[] = [];
+/** A file's documents parsed and validated alone, reusable while the file's text is unchanged. */
+interface ParsedFile {
+  text: string;
+  validated: ValidatedDocument[];
+  parseProblems: Problem[];
+  /** Documents in the file (parse failures count as one each). */
+  docCount: number;
+}
+
+function parseFile(t: SourceText): ParsedFile {
+  const p = parseDocuments(t.text, t.file);
+  const failed = new Set(p.problems.map((x) => x.index)).size;
+  return {
+    text: t.text,
+    validated: validateEach(p.docs),
+    parseProblems: p.problems,
+    docCount: p.docs.length + failed,
+  };
+}
+
+/**
+ * Parse and validate texts as one set. `cache` (file → last parse) lets a reload skip every file
+ * whose text has not changed: with thousands of resources, re-parsing all YAML on each apply is
+ * what would stall the control plane. The cross-file duplicate check always runs.
+ */
+function parseAndValidate(texts: readonly SourceText[], cache?: Map<string, ParsedFile>): Parsed {
   const problems: Problem[] = [];
   const docCount = new Map<string, number>();
+  const validated: ValidatedDocument[] = [];
+  const seenFiles = new Set<string>();
   for (const t of texts) {
-    const p = parseDocuments(t.text, t.file);
-    docs.push(...p.docs);
-    problems.push(...p.problems);
-    const failed = new Set(p.problems.map((x) => x.index)).size;
-    docCount.set(t.file, p.docs.length + failed);
+    const hit = cache?.get(t.file);
+    const f = hit && hit.text === t.text ? hit : parseFile(t);
+    cache?.set(t.file, f);
+    seenFiles.add(t.file);
+    problems.push(...f.parseProblems);
+    validated.push(...f.validated);
+    docCount.set(t.file, f.docCount);
   }
-  const raws = new Map(docs.map((d) => [docKey(d.file, d.index), d.value]));
-  const v = validateDocuments(docs);
+  if (cache) for (const file of cache.keys()) if (!seenFiles.has(file)) cache.delete(file);
+  const raws = new Map(validated.map((d) => [docKey(d.doc.file, d.doc.index), d.doc.value]));
+  const v = combineValidated(validated);
   problems.push(...v.problems);
   const resources = v.resources.map((resource) => ({
     resource,
-    raw: userShape(raws.get(docKey(resource.origin?.file ?? "", resource.origin?.index ?? 0))),
+    raw: userShapeOf(raws.get(docKey(resource.origin?.file ?? "", resource.origin?.index ?? 0))),
   }));
   return { resources, raws, problems, docCount };
 }
@@ -189,6 +235,8 @@ export class ConfigStore {
   private neverAccepted = new Map<string, RejectedResource>();
   private docCount = new Map<string, number>();
   private byNode = new Map<string, NodeWorkload[]>();
+  /** Last parse of each file in the directory, reused while its text is unchanged. */
+  private readonly parsedFiles = new Map<string, ParsedFile>();
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly listeners = new Set<() => void>();
@@ -395,7 +443,7 @@ export class ConfigStore {
 
   private async doReload(): Promise<void> {
     const read = await readSources([this.dir]);
-    const parsed = parseAndValidate(read.texts);
+    const parsed = parseAndValidate(read.texts, this.parsedFiles);
     const problems = [...read.problems, ...parsed.problems];
     const now = new Date().toISOString();
     const next = new Map<string, StoredResource>();
@@ -471,10 +519,20 @@ export class ConfigStore {
       });
     }
     for (const id of next.keys()) neverAccepted.delete(id);
+    // Listeners (the xDS view) hear of a reload only when what is served changed.
+    let changed = next.size !== this.current.size;
+    if (!changed)
+      for (const [id, e] of next) {
+        if (this.current.get(id)?.resource !== e.resource) {
+          changed = true;
+          break;
+        }
+      }
     this.current = next;
     this.rejected = problems;
     this.neverAccepted = neverAccepted;
     this.docCount = parsed.docCount;
+    if (!changed) return;
     this.byNode = indexByNode(this.resources());
     for (const l of this.listeners) l();
   }

@@ -4,6 +4,7 @@ import { mkdir } from "node:fs/promises";
 import { hostname } from "node:os";
 import { isIP } from "node:net";
 import { join } from "node:path";
+import { Histogram } from "prom-client";
 import type { Logger } from "../core/log.js";
 import { createRegistry } from "../core/metrics.js";
 import { CertificateAuthority } from "../identity/ca.js";
@@ -16,6 +17,7 @@ import { RevocationStore } from "./revocations.js";
 import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from "../api/xds-types.js";
 import { DEFAULT_CLUSTER_ID, podUid, type SnapshotInput } from "./xds/convert.js";
 import { DeltaXdsServer } from "./xds/server.js";
+import type { ResourceView } from "./xds/state.js";
 import { buildResourceView } from "./xds/view.js";
 
 export interface ControlPlaneOptions {
@@ -77,6 +79,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     trustDomain: opts.trustDomain,
   });
   let view = buildResourceView(snapshotInput());
+  const viewBuild = new Histogram({
+    name: "ambit_xds_view_build_seconds",
+    help: "Time to convert and encode every pushed resource after a config change",
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [metrics],
+  });
   // The xDS server authenticates with the gRPC server's node check; the gRPC server hosts it.
   const grpcRef: { server?: ControlPlaneGrpcServer } = {};
   const xds = new DeltaXdsServer({
@@ -88,16 +96,27 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
       if ("reason" in who) return { error: who.reason };
       return { id: `node/${who.node}`, kind: "node", name: who.node };
     },
-    view: () => view,
+    view: () => currentView(),
   });
-  const rebuild = (): void => {
+  // A change only marks the view stale: it is rebuilt when next needed (the debounced push, a
+  // status query), so a burst of applies costs one rebuild and `apply` never waits for one.
+  let stale = false;
+  const currentView = (): ResourceView => {
+    if (!stale) return view;
+    stale = false;
+    const started = performance.now();
     try {
       view = buildResourceView(snapshotInput());
-      xds.changed();
+      viewBuild.observe((performance.now() - started) / 1000);
     } catch (err) {
       // A conversion bug must not take the push down: clients keep the last good view.
       opts.log.error({ err }, "building the xDS snapshot failed; keeping the previous one");
     }
+    return view;
+  };
+  const rebuild = (): void => {
+    stale = true;
+    xds.changed();
   };
   config.onChange(rebuild);
   revocations.onChange(rebuild);
@@ -133,7 +152,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
             : kind === "Service"
               ? { typeUrl: ADDRESS_TYPE_URL, name: `${namespace}/${name}.${namespace}.svc.cluster.local` }
               : undefined;
-      const current = pushed && view.get(pushed.typeUrl)?.get(pushed.name);
+      const current = pushed && currentView().get(pushed.typeUrl)?.get(pushed.name);
       return current ? xds.resourceStatus(pushed.typeUrl, pushed.name, current.version).acked : undefined;
     },
   });

@@ -21,6 +21,8 @@ export async function startControlPlaneProcess(
   const child = spawn(
     process.execPath,
     [
+      // Extra Node flags for the control plane (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+      ...(process.env.AMBIT_CP_NODE_FLAGS?.split(" ").filter(Boolean) ?? []),
       join(repoRoot(), "bin", "ambit.js"),
       "control-plane",
       "--state-dir",

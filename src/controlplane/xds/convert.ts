@@ -79,6 +79,56 @@ interface Context {
   /** Policies istiod sends, with their selectors. */
   policies: ConvertedPolicy[];
   peerAuthn: PeerAuthnConversion;
+  /**
+   * Indexes so that a workload looks only at candidates (10,000 workloads × 1,000 services must not
+   * be a full cross product): Services with a selector by namespace, then by one "key=value" pair of
+   * their selector (a selecting Service must match every pair, so any one finds it); ServiceEntries
+   * with a workload selector, and policies with a selector, by namespace.
+   */
+  servicesByNs: Map<string, SelectorIndex<Service>>;
+  serviceEntriesByNs: Map<string, ServiceEntry[]>;
+  selectorPoliciesByNs: Map<string, SelectorIndex<ConvertedPolicy>>;
+}
+
+function pushTo<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const list = m.get(k);
+  if (list) list.push(v);
+  else m.set(k, [v]);
+}
+
+/**
+ * Items with label selectors, found by the labels they might select: an item is filed under one
+ * "key=value" pair of its selector (a selected workload has every pair, so any one finds it), or
+ * under "everything" when its selector is empty. Candidates still go through `selects`.
+ */
+class SelectorIndex<T> {
+  private readonly byPair = new Map<string, T[]>();
+  private readonly everything: T[] = [];
+
+  add(selector: Labels, item: T): void {
+    const first = Object.entries(selector)[0];
+    if (first) pushTo(this.byPair, `${first[0]}=${first[1]}`, item);
+    else this.everything.push(item);
+  }
+
+  candidates(labels: Labels): T[] {
+    const out = [...this.everything];
+    for (const [k, v] of Object.entries(labels)) {
+      const list = this.byPair.get(`${k}=${v}`);
+      if (list) out.push(...list);
+    }
+    // An item is filed once, under one pair, so it appears at most once here.
+    return out;
+  }
+}
+
+function indexIn<T>(m: Map<string, SelectorIndex<T>>, ns: string): SelectorIndex<T> {
+  let ix = m.get(ns);
+  if (!ix) {
+    ix = new SelectorIndex<T>();
+    m.set(ns, ix);
+  }
+  return ix;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -183,15 +233,14 @@ function podWorkload(pod: Pod): { name: string; type: WorkloadType } {
 
 /** Selector-based policies selecting a workload, then the PeerAuthentication-derived names (istiod's order). */
 function workloadPolicies(ctx: Context, namespace: string, labels: Labels): string[] {
-  const own = ctx.policies
-    .filter((p) => {
-      const ns = p.authorization.namespace;
-      return (
-        p.selector !== undefined &&
-        (ns === namespace || ns === ctx.rootNamespace) &&
-        selects(p.selector, labels)
-      );
-    })
+  const candidates = [
+    ...(ctx.selectorPoliciesByNs.get(namespace)?.candidates(labels) ?? []),
+    ...(namespace === ctx.rootNamespace
+      ? []
+      : (ctx.selectorPoliciesByNs.get(ctx.rootNamespace)?.candidates(labels) ?? [])),
+  ];
+  const own = candidates
+    .filter((p) => selects(p.selector, labels))
     .map((p) => `${p.authorization.namespace ?? ""}/${p.authorization.name ?? ""}`)
     .sort();
   return [...own, ...ctx.peerAuthn.workloadPolicyNames(namespace, labels)];
@@ -207,9 +256,7 @@ function workloadServices(
   resolveNamed: PortResolver,
 ): Record<string, PortList> {
   const out: [string, PortList][] = [];
-  for (const svc of ctx.services) {
-    if (nsOf(svc) !== namespace || !svc.spec.selector || Object.keys(svc.spec.selector).length === 0)
-      continue;
+  for (const svc of ctx.servicesByNs.get(namespace)?.candidates(labels) ?? []) {
     if (!selects(svc.spec.selector, labels)) continue;
     const ports: Port[] = [];
     for (const p of svc.spec.ports ?? []) {
@@ -221,8 +268,8 @@ function workloadServices(
     }
     out.push([`${namespace}/${serviceHostname(svc.metadata.name, namespace, ctx.domain)}`, { ports }]);
   }
-  for (const se of ctx.serviceEntries) {
-    if (nsOf(se) !== namespace || !se.spec.workloadSelector) continue;
+  for (const se of ctx.serviceEntriesByNs.get(namespace) ?? []) {
+    if (!se.spec.workloadSelector) continue;
     if (!selects(se.spec.workloadSelector.labels ?? {}, labels)) continue;
     const ports: Port[] = (se.spec.ports ?? []).map((p) => ({
       servicePort: p.number,
@@ -463,6 +510,20 @@ function buildContext(input: SnapshotInput): Context {
     const c = convertAuthorizationPolicy(ap, rootNamespace);
     if (c) policies.push(c);
   }
+  const services = byKind(rs, "Service");
+  const serviceEntries = byKind(rs, "ServiceEntry");
+  const servicesByNs = new Map<string, SelectorIndex<Service>>();
+  for (const svc of services) {
+    // A Service without a selector (or with an empty one) has no endpoints derived from workloads.
+    const selector = svc.spec.selector ?? {};
+    if (Object.keys(selector).length > 0) indexIn(servicesByNs, nsOf(svc)).add(selector, svc);
+  }
+  const serviceEntriesByNs = new Map<string, ServiceEntry[]>();
+  for (const se of serviceEntries) if (se.spec.workloadSelector) pushTo(serviceEntriesByNs, nsOf(se), se);
+  const selectorPoliciesByNs = new Map<string, SelectorIndex<ConvertedPolicy>>();
+  for (const p of policies)
+    if (p.selector !== undefined)
+      indexIn(selectorPoliciesByNs, p.authorization.namespace ?? "").add(p.selector, p);
   return {
     clusterId: input.clusterId ?? DEFAULT_CLUSTER_ID,
     domain: input.domain ?? DEFAULT_DOMAIN,
@@ -470,9 +531,12 @@ function buildContext(input: SnapshotInput): Context {
     rootNamespace,
     namespaces,
     waypoints,
-    services: byKind(rs, "Service"),
-    serviceEntries: byKind(rs, "ServiceEntry"),
+    services,
+    serviceEntries,
     policies,
+    servicesByNs,
+    serviceEntriesByNs,
+    selectorPoliciesByNs,
     peerAuthn: new PeerAuthnConversion(byKind(rs, "PeerAuthentication"), rootNamespace),
   };
 }

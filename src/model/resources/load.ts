@@ -379,33 +379,49 @@ function prefix(problems: Problem[], head: string): Problem[] {
   }));
 }
 
-/** Validate many documents together: each alone, then across them (duplicate kind/namespace/name). */
-export function validateDocuments(docs: readonly RawDocument[]): LoadResult {
+/** One document with the result of validating it alone. */
+export interface ValidatedDocument {
+  doc: RawDocument;
+  resource?: AnyResource;
+  problems: Problem[];
+}
+
+/** Validate each document alone (the part that can be reused while a document is unchanged). */
+export function validateEach(docs: readonly RawDocument[]): ValidatedDocument[] {
+  return docs.map((doc) => ({ doc, ...validateDocument(doc) }));
+}
+
+/** Combine documents validated alone into one set: the first of duplicate kind/namespace/name wins. */
+export function combineValidated(items: Iterable<ValidatedDocument>): LoadResult {
   const resources: AnyResource[] = [];
   const problems: Problem[] = [];
   const seen = new Map<string, AnyResource>();
-  for (const doc of docs) {
-    const r = validateDocument(doc);
-    problems.push(...r.problems);
-    if (!r.resource) continue;
-    const key = resourceKey(r.resource);
+  for (const { doc, resource, problems: own } of items) {
+    problems.push(...own);
+    if (!resource) continue;
+    const key = resourceKey(resource);
     const first = seen.get(key);
     if (first) {
       problems.push({
         code: "AMBIT_E_DUPLICATE",
         file: doc.file,
         index: doc.index,
-        resource: resourceId(r.resource),
+        resource: resourceId(resource),
         path: "metadata.name",
         line: doc.lineOf?.(["metadata", "name"]),
-        message: `duplicate ${resourceId(r.resource)}: already defined in ${first.origin?.file ?? "?"} (document ${(first.origin?.index ?? 0) + 1})`,
+        message: `duplicate ${resourceId(resource)}: already defined in ${first.origin?.file ?? "?"} (document ${(first.origin?.index ?? 0) + 1})`,
       });
       continue;
     }
-    seen.set(key, r.resource);
-    resources.push(r.resource);
+    seen.set(key, resource);
+    resources.push(resource);
   }
   return { resources, problems };
+}
+
+/** Validate many documents together: each alone, then across them (duplicate kind/namespace/name). */
+export function validateDocuments(docs: readonly RawDocument[]): LoadResult {
+  return combineValidated(validateEach(docs));
 }
 
 /** Convenience: parse and validate texts (file name → content) as one set. */
