@@ -219,6 +219,13 @@ export class AdminApi {
         this.deps.log.warn({ revocation: r.revocation }, "revoked");
         return this.send(res, req, 201, r.revocation);
       }
+      case "GET /debug/memory": {
+        // Live memory: with ?gc=1 and the process started with --expose-gc, after a full collection.
+        const gc = (globalThis as { gc?: () => void }).gc;
+        const collected = url.searchParams.get("gc") === "1" && gc !== undefined;
+        if (collected) gc();
+        return this.send(res, req, 200, { ...process.memoryUsage(), collected });
+      }
       case "GET /v1/proxy-status":
         return this.send(res, req, 200, { clients: this.deps.proxyStatus?.() ?? [] });
       case "GET /v1/config/problems":

@@ -82,6 +82,15 @@ async function pool<T, R>(items: readonly T[], limit: number, fn: (t: T) => Prom
   return out;
 }
 
+/** The control plane's live memory (heap + external) after a full GC, from its admin API. */
+async function liveBytes(adminUrl: string, state: string): Promise<number> {
+  const token = readFileSync(join(state, "admin-token"), "utf8").trim();
+  const res = await fetch(`${adminUrl}/debug/memory?gc=1`, { headers: { authorization: `Bearer ${token}` } });
+  const m = (await res.json()) as { heapUsed: number; external: number; collected: boolean };
+  if (!m.collected) throw new Error("control plane did not collect garbage (needs --expose-gc)");
+  return m.heapUsed + m.external;
+}
+
 function rssKb(pid: number): number {
   const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   if (!m) throw new Error(`no VmRSS for pid ${pid}`);
@@ -208,6 +217,8 @@ async function main(): Promise<void> {
     }
 
     let t = performance.now();
+    // --expose-gc: the live-memory figures are taken after a full collection (GET /debug/memory?gc=1).
+    process.env.AMBIT_CP_NODE_FLAGS = `${process.env.AMBIT_CP_NODE_FLAGS ?? ""} --expose-gc`;
     cp = await startControlPlaneProcess(state);
     const startMs = performance.now() - t;
     const pid = cp.child.pid as number;
@@ -240,6 +251,7 @@ async function main(): Promise<void> {
 
     await sleep(500);
     const rssBeforeKb = rssKb(pid);
+    const liveBefore = await liveBytes(cp.adminUrl, state);
 
     // Connect every client at once and wait for the full initial state.
     t = performance.now();
@@ -306,6 +318,7 @@ async function main(): Promise<void> {
     );
     await sleep(1000);
     const rssAfterKb = rssKb(pid);
+    const liveAfter = await liveBytes(cp.adminUrl, state);
 
     // Convergence after `ambit apply`: one policy, then a batch, each compared by pushed version.
     const authzName = (p: number): string => `${svcNs(p % SERVICES)}/ap-${p}`;
@@ -359,6 +372,7 @@ async function main(): Promise<void> {
     const singleS = stats(single.map((r) => r.afterApplyMs));
     const batchS = stats(batch.map((r) => r.afterApplyMs));
     const rssEndKb = rssKb(pid);
+    const liveEnd = await liveBytes(cp.adminUrl, state);
     const perClientKb = (rssAfterKb - rssBeforeKb) / CLIENTS;
 
     const mb = (kb: number): string => (kb / 1024).toFixed(1);
@@ -403,6 +417,18 @@ async function main(): Promise<void> {
       [`control-plane RSS with ${CLIENTS} synced clients`, `${mb(rssAfterKb)} MB`, ""],
       ["control-plane RSS at end", `${mb(rssEndKb)} MB`, ""],
       ["RSS per connected client", `${(perClientKb / 1024).toFixed(2)} MB`, "istiod ~1.3 MB per proxy"],
+      [
+        "control-plane live memory (heap + external after GC): before clients",
+        `${mb(liveBefore / 1024)} MB`,
+        "",
+      ],
+      [`control-plane live memory with ${CLIENTS} synced clients`, `${mb(liveAfter / 1024)} MB`, ""],
+      ["control-plane live memory at end", `${mb(liveEnd / 1024)} MB`, ""],
+      [
+        "live memory per connected client",
+        `${((liveAfter - liveBefore) / CLIENTS / 1e6).toFixed(2)} MB`,
+        "istiod ~1.3 MB per proxy",
+      ],
     ];
     if (convergenceError) rows.push(["convergence error", convergenceError, ""]);
     console.log("\n| measure | Ambit | anchor |\n|---|---|---|");
@@ -445,6 +471,8 @@ async function main(): Promise<void> {
         rssAfterSyncKb: rssAfterKb,
         rssEndKb,
         perClientKb,
+        liveBytes: { beforeClients: liveBefore, afterSync: liveAfter, end: liveEnd },
+        livePerClientBytes: (liveAfter - liveBefore) / CLIENTS,
       },
       anchor: ANCHOR,
     };

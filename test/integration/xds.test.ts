@@ -62,7 +62,8 @@ describe("Delta xDS server and client", () => {
         const cn = /CN=([^\n]+)/.exec(new X509Certificate(raw).subject)?.[1] ?? "?";
         return { id: `node/${cn}`, kind: "node", name: cn };
       },
-      view: () => new Map([[T, table]]),
+      // Views are immutable snapshots (the server shares them between clients in sync).
+      view: () => new Map([[T, new Map(table)]]),
     });
     server.addService(adsServiceClient().service, { DeltaAggregatedResources: xds.handle });
     port = await new Promise<number>((resolve, reject) =>

@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { adminRequest, adminTargetOptions, withTarget, type TargetOpts } from "../admin-client.js";
 import type { Io } from "../io.js";
-import { parseSeconds } from "./control-plane.js";
+import { parseSeconds } from "../durations.js";
 
 interface Root {
   fingerprint: string;

@@ -4,7 +4,7 @@ import { parseHostPort, formatHostPort } from "../../core/address.js";
 import { AmbitError } from "../../core/errors.js";
 import { createLogger } from "../../core/log.js";
 import { defaultStateDir } from "../../core/state-dir.js";
-import { startControlPlane } from "../../controlplane/main.js";
+import { parseSeconds } from "../durations.js";
 import { collect, type Io } from "../io.js";
 
 interface Options {
@@ -18,17 +18,6 @@ interface Options {
   serverSan: string[];
   maxCertTtl: string;
   rootGrace: string;
-}
-
-export function parseSeconds(value: string, what: string): number {
-  const m = /^(\d+)(s|m|h|d)?$/.exec(value);
-  if (!m)
-    throw new AmbitError(
-      "AMBIT_E_USAGE",
-      `${what}: expected a duration such as 90s, 30m, 24h or 7d, got "${value}"`,
-    );
-  const mult = { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? "s") as "s" | "m" | "h" | "d"];
-  return Number(m[1]) * mult;
 }
 
 export function registerControlPlane(program: Command, io: Io, setExit: (code: number) => void): void {
@@ -60,6 +49,8 @@ export function registerControlPlane(program: Command, io: Io, setExit: (code: n
       const grpc = parseHostPort(opts.grpcAddr, "--grpc-addr");
       const admin = parseHostPort(opts.adminAddr, "--admin-addr");
       const log = createLogger("control-plane");
+      // Loaded here so that other commands do not pay for the control plane's modules.
+      const { startControlPlane } = await import("../../controlplane/main.js");
       const cp = await startControlPlane({
         stateDir: opts.stateDir ?? defaultStateDir(),
         grpc,

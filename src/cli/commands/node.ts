@@ -7,15 +7,11 @@ import { parseHostPort } from "../../core/address.js";
 import { AmbitError } from "../../core/errors.js";
 import { createLogger } from "../../core/log.js";
 import { defaultStateDir } from "../../core/state-dir.js";
-import { NodeAgent } from "../../node/agent/agent.js";
-import { loadNative } from "../../node/capture/native.js";
-import { joinNode, NODE_CREDENTIAL_FILES } from "../../node/join.js";
-import { CaptureNetwork } from "../../node/proxy/capture-network.js";
-import { LoopbackNetwork, type PodNetwork } from "../../node/proxy/network.js";
-import { NodeProxy } from "../../node/proxy/proxy.js";
+import type { NodeAgent } from "../../node/agent/agent.js";
+import type { PodNetwork } from "../../node/proxy/network.js";
 import type { Io } from "../io.js";
 import { collect } from "../io.js";
-import { parseSeconds } from "./control-plane.js";
+import { parseSeconds } from "../durations.js";
 
 interface RunOptions {
   controlPlane: string;
@@ -90,6 +86,12 @@ export function registerNode(program: Command, io: Io, setExit: (code: number) =
         throw new AmbitError("AMBIT_E_USAGE", `--mode: expected loopback or capture, got "${opts.mode}"`);
       }
       const controlPlane = parseHostPort(opts.controlPlane, "--control-plane");
+      // The data path's modules load only for the command that runs them (a fast CLI otherwise).
+      const [{ joinNode, NODE_CREDENTIAL_FILES }, { LoopbackNetwork }, { NodeProxy }] = await Promise.all([
+        import("../../node/join.js"),
+        import("../../node/proxy/network.js"),
+        import("../../node/proxy/proxy.js"),
+      ]);
       const dir = opts.credentials ?? join(defaultStateDir(), `node-${opts.nodeName}`);
       if (opts.joinToken) {
         const r = await joinNode({ controlPlane, token: opts.joinToken, outDir: dir });
@@ -104,6 +106,11 @@ export function registerNode(program: Command, io: Io, setExit: (code: number) =
       let network: PodNetwork = new LoopbackNetwork();
       let capture: { agent: NodeAgent; dnsUpstream: { host: string; port: number }[] } | undefined;
       if (opts.mode === "capture") {
+        const [{ loadNative }, { CaptureNetwork }, { NodeAgent }] = await Promise.all([
+          import("../../node/capture/native.js"),
+          import("../../node/proxy/capture-network.js"),
+          import("../../node/agent/agent.js"),
+        ]);
         let native;
         try {
           native = loadNative();
@@ -160,6 +167,7 @@ export function registerNode(program: Command, io: Io, setExit: (code: number) =
     .requiredOption("--out <dir>", "where to write key.pem (0600), cert-chain.pem and root-cert.pem")
     .option("--trust-domain <td>", "trust domain [default: read from the CA root]")
     .action(async (opts: { controlPlane: string; token: string; out: string; trustDomain?: string }) => {
+      const { joinNode } = await import("../../node/join.js");
       const r = await joinNode({
         controlPlane: parseHostPort(opts.controlPlane, "--control-plane"),
         token: opts.token,

@@ -5,7 +5,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { Logger } from "../../core/log.js";
 import { decodeAny, REJECTED_RESOURCE_TYPE_URL, anyTypeUrl } from "../../api/xds-types.js";
-import { StreamState, type ResourceView, type VersionedResource } from "./state.js";
+import { StreamState, type ResourceView } from "./state.js";
 
 function rejectedResources(
   details: { typeUrl?: string; type_url?: string; value: Uint8Array }[] | undefined,
@@ -65,7 +65,7 @@ export interface XdsServerOptions {
   metrics: Registry;
   /** Who is calling (from the verified client certificate), or why it may not. */
   authenticate(call: grpc.ServerDuplexStream<unknown, unknown>): XdsClientInfo | { error: string };
-  /** The resources this client should have now. */
+  /** The resources this client should have now: an immutable snapshot (see ResourceView). */
   view(client: XdsClientInfo): ResourceView;
   debounceMs?: number;
   maxDelayMs?: number;
@@ -78,8 +78,6 @@ interface Stream {
   call: grpc.ServerDuplexStream<unknown, unknown>;
   state: StreamState;
   connectedAt: Date;
-  /** name → acknowledged version, per type. */
-  acked: Map<string, Map<string, string>>;
   nacks: number;
   dirty: boolean;
 }
@@ -145,7 +143,6 @@ export class DeltaXdsServer {
       call,
       state: new StreamState(),
       connectedAt: new Date(),
-      acked: new Map(),
       nacks: 0,
       dirty: false,
     };
@@ -170,40 +167,36 @@ export class DeltaXdsServer {
   private onRequest(stream: Stream, req: DeltaRequest): void {
     const typeUrl = req.typeUrl ?? "";
     if (req.responseNonce) {
-      const p = stream.state.settle(req.responseNonce);
-      let rejectedNames: Map<string, string> | undefined;
-      if (p && req.errorDetail && (req.errorDetail.code ?? 0) !== 0) {
+      const nacked = req.errorDetail && (req.errorDetail.code ?? 0) !== 0 ? req.errorDetail : undefined;
+      const p = stream.state.pendingResponse(req.responseNonce);
+      let rejectedNames = new Map<string, string>();
+      if (p && nacked) {
         stream.nacks++;
         this.nackCount.inc({ type_url: p.typeUrl });
-        const reason = req.errorDetail.message ?? "rejected";
+        const reason = nacked.message ?? "rejected";
         // Ambit clients name the resources they rejected; otherwise the whole response was.
-        const named = rejectedResources(req.errorDetail.details);
+        const named = rejectedResources(nacked.details);
         rejectedNames = named.size > 0 ? named : new Map([...p.sent.keys()].map((n) => [n, reason]));
-        for (const [name, why] of rejectedNames) {
-          const version = p.sent.get(name);
-          if (version === undefined) continue;
-          this.rejected.set(`${stream.client.id}|${p.typeUrl}|${name}`, {
-            client: stream.client.id,
-            typeUrl: p.typeUrl,
-            name,
-            version,
-            reason: why,
-          });
-        }
         this.opts.log.warn(
           { client: stream.client.id, typeUrl: p.typeUrl, reason },
           "xDS resources rejected (NACK)",
         );
       }
       if (p) {
-        const acked = stream.acked.get(p.typeUrl) ?? new Map<string, string>();
+        stream.state.settle(p.nonce, new Set(rejectedNames.keys()));
         for (const [name, version] of p.sent) {
-          if (rejectedNames?.has(name)) continue;
-          acked.set(name, version);
-          this.rejected.delete(`${stream.client.id}|${p.typeUrl}|${name}`);
+          const key = `${stream.client.id}|${p.typeUrl}|${name}`;
+          const why = rejectedNames.get(name);
+          if (why === undefined) this.rejected.delete(key);
+          else
+            this.rejected.set(key, {
+              client: stream.client.id,
+              typeUrl: p.typeUrl,
+              name,
+              version,
+              reason: why,
+            });
         }
-        for (const name of p.removed) acked.delete(name);
-        stream.acked.set(p.typeUrl, acked);
         const changedAt = this.changeTimes.get(`${stream.client.id}|${p.nonce}`);
         if (changedAt !== undefined) this.convergence.observe((Date.now() - changedAt) / 1000);
       }
@@ -218,13 +211,8 @@ export class DeltaXdsServer {
       return;
     }
     // Every Ambit type is wildcard: a client gets every resource of the types it subscribes to.
-    stream.state.subscribe(typeUrl, req.initialResourceVersions ?? {});
     // A reconnect announces what it holds: those versions count as acknowledged.
-    if (req.initialResourceVersions) {
-      const acked = stream.acked.get(typeUrl) ?? new Map<string, string>();
-      for (const [n, v] of Object.entries(req.initialResourceVersions)) acked.set(n, v);
-      stream.acked.set(typeUrl, acked);
-    }
+    stream.state.subscribe(typeUrl, req.initialResourceVersions ?? {});
     this.pushStream(stream, typeUrl);
   }
 
@@ -283,11 +271,8 @@ export class DeltaXdsServer {
     return [...this.streams].map((s) => {
       const view = this.opts.view(s.client);
       const types = s.state.subscribedTypes().map((typeUrl) => {
-        const current = view.get(typeUrl) ?? new Map<string, VersionedResource>();
-        const acked = s.acked.get(typeUrl) ?? new Map<string, string>();
-        let inSync = acked.size === current.size;
-        if (inSync) for (const r of current.values()) if (acked.get(r.name) !== r.version) inSync = false;
-        return { typeUrl, acked: acked.size, current: current.size, inSync };
+        const { acked, inSync } = s.state.ackedSummary(typeUrl, view);
+        return { typeUrl, acked, current: view.get(typeUrl)?.size ?? 0, inSync };
       });
       return {
         id: s.client.id,
@@ -306,7 +291,8 @@ export class DeltaXdsServer {
     version: string,
   ): { acked: string[]; rejected: { client: string; reason: string }[] } {
     const acked: string[] = [];
-    for (const s of this.streams) if (s.acked.get(typeUrl)?.get(name) === version) acked.push(s.client.id);
+    for (const s of this.streams)
+      if (s.state.ackedVersion(typeUrl, name) === version) acked.push(s.client.id);
     const rejected = [...this.rejected.values()]
       .filter((r) => r.typeUrl === typeUrl && r.name === name && r.version === version)
       .map((r) => ({ client: r.client, reason: r.reason }));
