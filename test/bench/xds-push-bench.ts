@@ -82,12 +82,22 @@ async function pool<T, R>(items: readonly T[], limit: number, fn: (t: T) => Prom
   return out;
 }
 
+async function adminGet<T>(adminUrl: string, state: string, path: string): Promise<T> {
+  const token = readFileSync(join(state, "admin-token"), "utf8").trim();
+  const res = await fetch(`${adminUrl}${path}`, { headers: { authorization: `Bearer ${token}` } });
+  if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status}`);
+  return (await res.json()) as T;
+}
+
 /** The control plane's live memory (heap + external) after a full GC, from its admin API. */
 async function liveBytes(adminUrl: string, state: string): Promise<number> {
-  const token = readFileSync(join(state, "admin-token"), "utf8").trim();
-  const res = await fetch(`${adminUrl}/debug/memory?gc=1`, { headers: { authorization: `Bearer ${token}` } });
-  const m = (await res.json()) as { heapUsed: number; external: number; collected: boolean };
+  const m = await adminGet<{ heapUsed: number; external: number; collected: boolean }>(
+    adminUrl,
+    state,
+    "/debug/memory?gc=1",
+  );
   if (!m.collected) throw new Error("control plane did not collect garbage (needs --expose-gc)");
+  if (process.env.BENCH_VERBOSE) console.log(`live: heap ${m.heapUsed} external ${m.external}`);
   return m.heapUsed + m.external;
 }
 
@@ -316,6 +326,17 @@ async function main(): Promise<void> {
       `initial sync: ${initialSyncMs.toFixed(0)} ms (first client ${firstSyncMs?.toFixed(0)} ms), ` +
         `${(totalBytes / 1e6).toFixed(1)} MB received in total`,
     );
+    // Synced as the control plane sees it: every client has acknowledged everything.
+    const cpUrl = cp.adminUrl;
+    let ackedSync = false;
+    while (!ackedSync && performance.now() - t < SYNC_TIMEOUT_MS) {
+      const st = await adminGet<{ clients: { inSync: boolean }[] }>(cpUrl, state, "/v1/proxy-status");
+      ackedSync = st.clients.length === CLIENTS && st.clients.every((c) => c.inSync);
+      if (!ackedSync) await sleep(50);
+    }
+    if (!ackedSync) throw new Error("the control plane never saw every client in sync");
+    const ackedSyncMs = performance.now() - t;
+    console.log(`all ${CLIENTS} clients acknowledged the initial state after ${ackedSyncMs.toFixed(0)} ms`);
     await sleep(1000);
     const rssAfterKb = rssKb(pid);
     const liveAfter = await liveBytes(cp.adminUrl, state);
@@ -382,6 +403,7 @@ async function main(): Promise<void> {
       [`join ${CLIENTS} nodes (CLI token + in-process join)`, `${ms(joinMs)} ms`, ""],
       [`initial sync, all ${CLIENTS} clients`, `${ms(initialSyncMs)} ms`, ""],
       ["initial sync, first client", `${ms(firstSyncMs ?? NaN)} ms`, ""],
+      [`initial sync, all ${CLIENTS} acknowledged (proxy-status in sync)`, `${ms(ackedSyncMs)} ms`, ""],
       [
         "bytes received per client (initial)",
         `${(totalBytes / CLIENTS / 1e6).toFixed(2)} MB`,
@@ -451,6 +473,7 @@ async function main(): Promise<void> {
       initialSync: {
         allClientsMs: initialSyncMs,
         firstClientMs: firstSyncMs,
+        allAcknowledgedMs: ackedSyncMs,
         resourcesPerClient: {
           addresses: clients[0]?.xds.resources(ADDRESS_TYPE_URL).size,
           authorizations: clients[0]?.xds.resources(AUTHORIZATION_TYPE_URL).size,

@@ -33,13 +33,34 @@ interface Pending extends PendingResponse {
 
 export interface Diff {
   typeUrl: string;
-  resources: VersionedResource[];
-  removed: string[];
+  /** Shared between clients: never modified. */
+  resources: readonly VersionedResource[];
+  removed: readonly string[];
   /** The resources the client holds once it applies this diff. */
   target: TypeView;
 }
 
 const EMPTY: TypeView = new Map();
+
+/**
+ * Diffs between two views, computed once for all the clients that hold the same one: clients in
+ * sync share their base map, so a push to 50 of them compares the views once, not 50 times.
+ */
+const sharedDiffs = new WeakMap<TypeView, WeakMap<TypeView, Omit<Diff, "typeUrl">>>();
+
+function viewDiff(from: TypeView, target: TypeView): Omit<Diff, "typeUrl"> {
+  let byTarget = sharedDiffs.get(from);
+  const hit = byTarget?.get(target);
+  if (hit) return hit;
+  const resources: VersionedResource[] = [];
+  for (const r of target.values()) if (from.get(r.name)?.version !== r.version) resources.push(r);
+  const removed: string[] = [];
+  for (const name of from.keys()) if (!target.has(name)) removed.push(name);
+  const d = { resources, removed, target };
+  if (!byTarget) sharedDiffs.set(from, (byTarget = new WeakMap()));
+  byTarget.set(target, d);
+  return d;
+}
 
 /**
  * name → version as a shared base (a view's resources, by reference) plus this client's own
@@ -75,6 +96,11 @@ export class VersionSet {
   *entries(): IterableIterator<[string, string]> {
     for (const [name, r] of this.base) if (!this.own.has(name)) yield [name, r.version];
     for (const [name, v] of this.own) if (v !== null) yield [name, v];
+  }
+
+  /** The shared base, when this holds exactly it (no differences of its own). */
+  exactBase(): TypeView | undefined {
+    return this.own.size === 0 ? this.base : undefined;
   }
 
   /** Hold exactly `view`'s resources. */
@@ -137,10 +163,17 @@ export class StreamState {
     const t = this.types.get(typeUrl);
     if (!t?.subscribed) return undefined;
     const target = view.get(typeUrl) ?? EMPTY;
-    const resources: VersionedResource[] = [];
-    for (const r of target.values()) if (t.known.get(r.name) !== r.version) resources.push(r);
-    const removed: string[] = [];
-    for (const [name] of t.known.entries()) if (!target.has(name)) removed.push(name);
+    const base = t.known.exactBase();
+    let resources: readonly VersionedResource[];
+    let removed: readonly string[];
+    if (base) ({ resources, removed } = viewDiff(base, target));
+    else {
+      const own: VersionedResource[] = [];
+      for (const r of target.values()) if (t.known.get(r.name) !== r.version) own.push(r);
+      const gone: string[] = [];
+      for (const [name] of t.known.entries()) if (!target.has(name)) gone.push(name);
+      [resources, removed] = [own, gone];
+    }
     // A subscription is always answered once, empty or not, so that a client knows it is in sync.
     if (resources.length === 0 && removed.length === 0 && t.answered) {
       t.known.adopt(target); // same contents; share the view's map
