@@ -8,6 +8,7 @@ export default tseslint.config(
       "dist/**",
       "node_modules/**",
       "bench/**/node_modules/**",
+      "bench/dist/**",
       "native/build/**",
       "bin/**",
       // The demo's sample apps: plain Node programs standing in for users' applications.

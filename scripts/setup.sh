@@ -11,8 +11,9 @@ log() { printf 'setup: %s\n' "$*"; }
 # nsenter from util-linux), the lab's pod wiring (containernetworking-plugins: bridge, host-local),
 # the capture addon's build (g++, make, python3 for node-gyp), real clients for tests and the demo
 # (curl, openssl, tcpdump; python3-grpcio + grpc-tools for a non-TypeScript gRPC client of the CA),
-# /proc tools (procps).
-PACKAGES=(iproute2 iptables nftables util-linux containernetworking-plugins g++ make python3 curl openssl tcpdump procps ca-certificates python3-grpcio python3-grpc-tools python3-protobuf)
+# /proc tools (procps); the benchmarks' C peer and load tools (haproxy, iperf3, and proxychains4 to
+# take iperf3 through a loopback-mode node proxy's SOCKS5 listener).
+PACKAGES=(iproute2 iptables nftables util-linux containernetworking-plugins g++ make python3 curl openssl tcpdump procps ca-certificates python3-grpcio python3-grpc-tools python3-protobuf haproxy iperf3 proxychains4)
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then
@@ -51,7 +52,16 @@ else
   log "npm dependencies up to date"
 fi
 
+bstamp=bench/node_modules/.ambit-lock-hash
+bwant=$(sha256sum bench/package-lock.json | cut -d' ' -f1)
+if [ ! -f "$bstamp" ] || [ "$(cat "$bstamp")" != "$bwant" ]; then
+  log "installing the benchmark package's npm dependencies (bench/)"
+  npm ci --prefix bench --no-audit --no-fund --loglevel=error
+  echo "$bwant" >"$bstamp"
+fi
+
 scripts/build-native.sh
 log "building"
 npm run --silent build
+npm run --silent --prefix bench build
 log "ready: try 'npx ambit --help'"

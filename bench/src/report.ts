@@ -1,0 +1,224 @@
+// Summaries of repeated runs (median and spread per system, latency added over direct paired by
+// repetition, throughput ratios) and the markdown table written to bench/results/latest.md.
+import { addedOver, fmtSpread, ratio, spread, type Spread } from "./stats.js";
+import type { LoadDef } from "./suite.js";
+
+export interface Sample {
+  load: string;
+  system: string;
+  rep: number;
+  metrics: Record<string, number>;
+  cpuSeconds: Record<string, number>;
+}
+
+export interface LoadSummary {
+  /** Per system, per metric: median and spread over the repetitions. */
+  systems: Record<string, Record<string, Spread>>;
+  /** Open loop: latency added over direct (µs), paired by repetition. */
+  added?: Record<string, Record<"p50" | "p90" | "p99" | "p999", Spread>>;
+  /** Throughput loads: ratios of medians. */
+  ratios?: Record<string, { vsDirect: number; vsCPeer: number }>;
+}
+
+const PERCENTILES = ["p50", "p90", "p99", "p999"] as const;
+const SYSTEMS = ["direct", "ambit", "haproxy"] as const;
+
+function throughputMetric(def: LoadDef): string | undefined {
+  if (def.kind === "closed" || def.kind === "connrate") return "perSecond";
+  if (def.kind === "iperf") return "gbps";
+  return undefined;
+}
+
+export function summarize(
+  loads: readonly LoadDef[],
+  samples: readonly Sample[],
+): Record<string, LoadSummary> {
+  const out: Record<string, LoadSummary> = {};
+  for (const def of loads) {
+    const mine = samples.filter((s) => s.load === def.id);
+    const systems: LoadSummary["systems"] = {};
+    const series = (system: string, metric: string): number[] =>
+      mine
+        .filter((s) => s.system === system)
+        .sort((a, b) => a.rep - b.rep)
+        .map((s) => s.metrics[metric] ?? Number.NaN);
+    for (const system of new Set(mine.map((s) => s.system))) {
+      const metrics = new Set(mine.filter((s) => s.system === system).flatMap((s) => Object.keys(s.metrics)));
+      systems[system] = Object.fromEntries([...metrics].map((m) => [m, spread(series(system, m))]));
+    }
+    const summary: LoadSummary = { systems };
+    if (def.kind === "open") {
+      summary.added = {};
+      for (const system of Object.keys(systems).filter((x) => x !== "direct"))
+        summary.added[system] = Object.fromEntries(
+          PERCENTILES.map((p) => [p, addedOver(series(system, p), series("direct", p))]),
+        ) as Record<(typeof PERCENTILES)[number], Spread>;
+    }
+    const metric = throughputMetric(def);
+    if (metric) {
+      const med = (system: string): number | undefined => systems[system]?.[metric]?.median;
+      summary.ratios = {};
+      for (const system of Object.keys(systems))
+        summary.ratios[system] = {
+          vsDirect: ratio(med(system), med("direct")),
+          vsCPeer: ratio(med(system), med("haproxy")),
+        };
+    }
+    out[def.id] = summary;
+  }
+  return out;
+}
+
+/** Anchors from the Benchmarks issue, shown beside the figures (not pass/fail). */
+export const ANCHORS = {
+  latency1000: "ztunnel: +170 µs p90, +200 µs p99 (two hops, 1000 req/s, 1 KB)",
+  cpu: "ztunnel: ~0.06 vCPU per 1000 req/s (= 0.06 CPU s / 1000 req); ~12 MB per 1000 req/s",
+  closed: "pre-project Node HBONE relay: 15.3k req/s vs HAProxy 12.7k (1.2×), direct 68k (wrk -c50)",
+  connrate: "pre-project Node HBONE relay: 1,876/s vs HAProxy 421/s (4.5×)",
+  iperf1: "pre-project Node relay 1.89 Gbit/s vs HAProxy 2.94 (0.64×), direct 10.9; ztunnel ~0.9× bare TCP",
+  roundTrip: "1 connection, pinned to one core: direct 31 µs, HAProxy pair +96 µs, Node HBONE pair +227 µs",
+} as const;
+
+const L7 = "not yet (waypoint, issue 7)";
+
+interface Report {
+  date: string;
+  suite: string;
+  repetitions: number;
+  durationSeconds: number;
+  command: string;
+  machine: { cores: number; cpu: string; kernel: string; node: string; memoryGiB: number };
+  software: Record<string, string>;
+  systems: { name: string; label: string }[];
+  loads: LoadDef[];
+  summary: Record<string, LoadSummary>;
+}
+
+const LABEL: Record<string, string> = { direct: "direct", ambit: "Ambit L4", haproxy: "HAProxy (C peer)" };
+const x = (v: number | undefined): string =>
+  v !== undefined && Number.isFinite(v) ? `${v.toFixed(2)}×` : "—";
+const mib = (s: Spread | undefined): string =>
+  s && Number.isFinite(s.median)
+    ? fmtSpread({ ...s, median: s.median / 1024, min: s.min / 1024, max: s.max / 1024, runs: s.runs }, 1)
+    : "—";
+
+export function renderMarkdown(r: Report): string {
+  const L: string[] = [];
+  L.push(
+    `Suite **${r.suite}**, ${r.date.slice(0, 16).replace("T", " ")} UTC, ${r.durationSeconds} s, \`${r.command}\`.`,
+  );
+  L.push(
+    `Machine: ${r.machine.cores} cores, ${r.machine.cpu}, ${r.machine.kernel}, Node.js ${r.machine.node}, ${r.machine.memoryGiB} GiB; ` +
+      `${r.software.haproxy ?? ""}; ${r.software.iperf3 ?? ""}; ${r.software.openssl ?? ""}.`,
+  );
+  L.push(
+    `Topology: ${r.software.topology ?? ""}. Every process (client, backend, proxies) shares the same cores.`,
+  );
+  L.push(
+    `Cells: median (min…max) of ${r.repetitions} interleaved repetitions; added latency is per repetition against the direct run next to it.`,
+  );
+  L.push("");
+
+  L.push(
+    "**Open loop (HTTP/1.1, 1 KiB responses), latency added over direct, µs, corrected for coordinated omission**",
+  );
+  L.push("");
+  L.push("| load | system | achieved req/s | p50 | p90 | p99 | p99.9 | anchor |");
+  L.push("|---|---|---|---|---|---|---|---|");
+  for (const def of r.loads.filter((d) => d.kind === "open")) {
+    const s = r.summary[def.id];
+    if (!s) continue;
+    const anchor = def.rate === 1000 ? ANCHORS.latency1000 : "";
+    const d = s.systems.direct;
+    if (d)
+      L.push(
+        `| ${def.title} | direct (absolute) | ${fmtSpread(d.perSecond)} | ${PERCENTILES.map((p) => fmtSpread(d[p])).join(" | ")} | |`,
+      );
+    for (const sys of ["ambit", "haproxy"]) {
+      const a = s.added?.[sys];
+      const m = s.systems[sys];
+      if (!a || !m) continue;
+      L.push(
+        `| ${def.title} | ${LABEL[sys]} (added) | ${fmtSpread(m.perSecond)} | ${PERCENTILES.map((p) => fmtSpread(a[p])).join(" | ")} | ${sys === "ambit" ? anchor : ""} |`,
+      );
+    }
+    L.push(`| ${def.title} | Ambit L7 | ${L7} | | | | | |`);
+  }
+  L.push("");
+
+  L.push("**Throughput**");
+  L.push("");
+  L.push(
+    "| load | direct | Ambit L4 | HAProxy (C peer) | Ambit ÷ direct | Ambit ÷ HAProxy | HAProxy ÷ direct | Ambit L7 | anchor |",
+  );
+  L.push("|---|---|---|---|---|---|---|---|---|");
+  for (const def of r.loads) {
+    const metric = throughputMetric(def);
+    const s = r.summary[def.id];
+    if (!metric || !s) continue;
+    const digits = metric === "gbps" ? 2 : 0;
+    const unit = metric === "gbps" ? " Gbit/s" : "/s";
+    const anchor =
+      def.kind === "closed"
+        ? ANCHORS.closed
+        : def.kind === "connrate"
+          ? ANCHORS.connrate
+          : def.streams === 1
+            ? ANCHORS.iperf1
+            : "";
+    L.push(
+      `| ${def.title} | ${SYSTEMS.map((sys) => fmtSpread(s.systems[sys]?.[metric], digits, unit)).join(" | ")} | ${x(s.ratios?.ambit?.vsDirect)} | ${x(s.ratios?.ambit?.vsCPeer)} | ${x(s.ratios?.haproxy?.vsDirect)} | ${L7} | ${anchor} |`,
+    );
+  }
+  L.push("");
+
+  L.push(
+    "**CPU and memory of each proxy process** (CPU: utime+stime from /proc/PID/stat per 1000 requests, per GB for iperf3; RSS: VmRSS after the run)",
+  );
+  L.push("");
+  L.push(
+    "| load | system | CPU s client-side | CPU s server-side | RSS MiB client-side | RSS MiB server-side | anchor |",
+  );
+  L.push("|---|---|---|---|---|---|---|");
+  for (const def of r.loads.filter((d) => d.kind !== "idle")) {
+    const s = r.summary[def.id];
+    if (!s) continue;
+    for (const sys of ["ambit", "haproxy"]) {
+      const m = s.systems[sys];
+      if (!m) continue;
+      const anchor =
+        sys === "ambit" && def.kind === "open" && def.rate === 1000 && def.connections === 4
+          ? ANCHORS.cpu
+          : "";
+      L.push(
+        `| ${def.title} | ${LABEL[sys]} | ${fmtSpread(m["cpuPerUnit.client-side"], 3)} | ${fmtSpread(m["cpuPerUnit.server-side"], 3)} | ${mib(m["rssKiB.client-side"])} | ${mib(m["rssKiB.server-side"])} | ${anchor} |`,
+      );
+    }
+  }
+  L.push(`| every load | Ambit L7 | ${L7} | | | | |`);
+  L.push("");
+
+  for (const def of r.loads.filter((d) => d.kind === "idle")) {
+    const s = r.summary[def.id];
+    if (!s) continue;
+    L.push(
+      `**${def.title}** (RSS growth of each proxy per held connection; each connection made one request first)`,
+    );
+    L.push("");
+    L.push(
+      "| system | held | open time s | KiB/conn client-side | KiB/conn server-side | RSS MiB held client-side | RSS MiB held server-side |",
+    );
+    L.push("|---|---|---|---|---|---|---|");
+    for (const sys of SYSTEMS) {
+      const m = s.systems[sys];
+      if (!m) continue;
+      L.push(
+        `| ${LABEL[sys]} | ${fmtSpread(m.held)} | ${fmtSpread(m.openSeconds, 1)} | ${fmtSpread(m["rssPerConnKiB.client-side"], 1)} | ${fmtSpread(m["rssPerConnKiB.server-side"], 1)} | ${mib(m["rssHeldKiB.client-side"])} | ${mib(m["rssHeldKiB.server-side"])} |`,
+      );
+    }
+    L.push(`| Ambit L7 | ${L7} | | | | | |`);
+    L.push("");
+  }
+  L.push(`Round-trip anchor (not measured here): ${ANCHORS.roundTrip}.`);
+  return `${L.join("\n")}\n`;
+}
