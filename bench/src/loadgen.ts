@@ -135,19 +135,13 @@ async function openLoop(spec: LoadSpec): Promise<LoadResult> {
     },
   });
   sockets.forEach((s, conn) => {
-    const parser = new ResponseParser();
-    s.on("data", (d: Buffer) => {
-      let n: number;
-      try {
-        n = parser.push(d);
-      } catch {
-        errors++;
-        s.destroy();
-        return;
-      }
-      for (let i = 0; i < n; i++) driver.complete(conn, nowNs(start));
-    });
-    s.on("error", () => errors++);
+    onResponses(
+      s,
+      (n) => {
+        for (let i = 0; i < n; i++) driver.complete(conn, nowNs(start));
+      },
+      () => errors++,
+    );
   });
   const ticker = new Worker(TICKER, { eval: true, workerData: { start: start.toString(), rate, total } });
   ticker.on("message", () => driver.tick(nowNs(start)));
@@ -179,33 +173,26 @@ async function closedLoop(spec: LoadSpec): Promise<LoadResult> {
   const endNs = warmNs + spec.seconds * 1e9;
   let measuredFromNs = -1;
   for (const s of sockets) {
-    const parser = new ResponseParser();
     let sentAt = 0;
     const send = (): void => {
       sentAt = nowNs(start);
       inflight++;
       s.write(REQ);
     };
-    s.on("data", (d: Buffer) => {
-      let n: number;
-      try {
-        n = parser.push(d);
-      } catch {
-        errors++;
-        s.destroy();
-        return;
-      }
-      if (n === 0) return;
-      const t = nowNs(start);
-      inflight -= n;
-      if (t >= warmNs) {
-        if (measuredFromNs < 0) measuredFromNs = t;
-        completed += n;
-        rec(lat, (t - sentAt) / 1000);
-      }
-      if (t < endNs) send();
-    });
-    s.on("error", () => errors++);
+    onResponses(
+      s,
+      (n) => {
+        const t = nowNs(start);
+        inflight -= n;
+        if (t >= warmNs) {
+          if (measuredFromNs < 0) measuredFromNs = t;
+          completed += n;
+          rec(lat, (t - sentAt) / 1000);
+        }
+        if (t < endNs) send();
+      },
+      () => errors++,
+    );
     send();
   }
   const deadline = Date.now() + spec.seconds * 1000 + 5_000;
@@ -221,6 +208,26 @@ async function closedLoop(spec: LoadSpec): Promise<LoadResult> {
     perSecond: completed / elapsed,
     latencyUs: summarize(lat),
   };
+}
+
+/**
+ * Calls `onComplete(n)` whenever n > 0 whole responses arrived on a keep-alive socket; a malformed
+ * response or a socket error calls `onError` (a malformed one also closes the socket).
+ */
+function onResponses(s: net.Socket, onComplete: (n: number) => void, onError: () => void): void {
+  const parser = new ResponseParser();
+  s.on("data", (d: Buffer) => {
+    let n: number;
+    try {
+      n = parser.push(d);
+    } catch {
+      onError();
+      s.destroy();
+      return;
+    }
+    if (n > 0) onComplete(n);
+  });
+  s.on("error", onError);
 }
 
 /** One request on a fresh socket; resolves when the whole response arrived. */

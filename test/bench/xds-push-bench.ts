@@ -97,7 +97,6 @@ async function liveBytes(adminUrl: string, state: string): Promise<number> {
     "/debug/memory?gc=1",
   );
   if (!m.collected) throw new Error("control plane did not collect garbage (needs --expose-gc)");
-  if (process.env.BENCH_VERBOSE) console.log(`live: heap ${m.heapUsed} external ${m.external}`);
   return m.heapUsed + m.external;
 }
 

@@ -255,11 +255,6 @@ export class StreamState {
     return { acked: acked.size, inSync: acked.equals(target) };
   }
 
-  /** Versions the client holds per type, as far as the server knows. */
-  known(typeUrl: string): IterableIterator<[string, string]> {
-    return (this.types.get(typeUrl)?.known ?? new VersionSet()).entries();
-  }
-
   inFlight(): number {
     return this.pending.size;
   }
