@@ -21,6 +21,7 @@ export const XDS_PROTO_FILES = [
   "istio/security/authorization.proto",
   "ambit/v1/revocation.proto",
   "ambit/v1/xds.proto",
+  "ambit/v1/waypoint.proto",
 ] as const;
 
 const PROTO_FILES = ["istio/security/ca.proto", "ambit/v1/node.proto", ...XDS_PROTO_FILES];

@@ -10,6 +10,8 @@ export const TYPE_URL_PREFIX = "type.googleapis.com/";
 export const ADDRESS_TYPE_URL = "type.googleapis.com/istio.workload.Address";
 export const AUTHORIZATION_TYPE_URL = "type.googleapis.com/istio.security.Authorization";
 export const REVOCATION_LIST_TYPE_URL = "type.googleapis.com/ambit.v1.RevocationList";
+/** The L7 resources a waypoint compiles (Ambit's own type; node proxies do not subscribe). */
+export const WAYPOINT_RESOURCE_TYPE_URL = "type.googleapis.com/ambit.v1.WaypointResource";
 /** In a NACK's error_detail.details: one resource the client rejected (Ambit's extension). */
 export const REJECTED_RESOURCE_TYPE_URL = "type.googleapis.com/ambit.v1.RejectedResource";
 
@@ -168,6 +170,14 @@ export interface RevocationMessage {
 
 export interface RevocationListMessage {
   revocations?: RevocationMessage[];
+}
+
+export interface WaypointResourceMessage {
+  kind?: string;
+  namespace?: string;
+  name?: string;
+  /** apiVersion, kind, metadata and spec as JSON. */
+  json?: string;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ function servicePort(svc: MeshService, port: number): Port | undefined {
 }
 
 /** The port an endpoint serves a service port on. */
-function targetPort(svc: MeshService, w: MeshWorkload, port: number): number {
+export function targetPort(svc: MeshService, w: MeshWorkload, port: number): number {
   const own = w.services.get(svc.key)?.find((p) => p.servicePort === port)?.targetPort;
   if (own) return own;
   const declared = servicePort(svc, port)?.targetPort;

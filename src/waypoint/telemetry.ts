@@ -1,0 +1,197 @@
+// The waypoint's telemetry: Istio's request metrics with reporter="waypoint" and Istio's labels
+// (so existing dashboards work), Ambit's counters for refusals and L4 passthrough, and one JSON
+// access-log line per request with both identities, the JWT principal, the route, the policy
+// decision, the response flags and upstream timing.
+import { Counter, Histogram, type Registry } from "prom-client";
+import type { Logger } from "../core/log.js";
+import type { MeshService, MeshWorkload } from "../node/proxy/mesh.js";
+
+const LABELS = [
+  "reporter",
+  "source_workload",
+  "source_workload_namespace",
+  "source_principal",
+  "source_app",
+  "source_version",
+  "source_cluster",
+  "destination_workload",
+  "destination_workload_namespace",
+  "destination_principal",
+  "destination_app",
+  "destination_version",
+  "destination_service",
+  "destination_service_name",
+  "destination_service_namespace",
+  "destination_cluster",
+  "request_protocol",
+  "response_code",
+  "grpc_response_status",
+  "response_flags",
+  "connection_security_policy",
+] as const;
+
+type RequestLabels = Record<(typeof LABELS)[number], string>;
+
+/** One request as metrics and the access log describe it. */
+export interface RequestRecord {
+  startedAt: number;
+  method: string;
+  authority: string;
+  path: string;
+  protocol: "http" | "grpc";
+  httpVersion: string;
+  source: { workload: MeshWorkload | null; principal: string | null; ip: string };
+  /** The endpoint that answered (null when none was reached). */
+  destination: { workload: MeshWorkload | null; ip: string | null };
+  service: MeshService | null;
+  requestPrincipal: string | null;
+  route: string | null;
+  decision: "ALLOW" | "DENY" | "-";
+  policy: string | null;
+  reason: string;
+  status: number;
+  grpcStatus: string | null;
+  /** Envoy response flags ("-" when none): UH, UF, UO, URX, UT, UC, NR, DI, FI, UAEX, RBAC... */
+  flags: string[];
+  requestBytes: number;
+  responseBytes: number;
+  attempts: number;
+  /** Time from sending upstream to its response headers, ms. */
+  upstreamMs: number | null;
+  traceId: string;
+  requestId: string;
+}
+
+const BYTE_BUCKETS = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
+const MS_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000];
+
+function principalOf(id: string | null): string {
+  return id ?? "unknown";
+}
+
+export class WaypointTelemetry {
+  private readonly requests: Counter<string>;
+  private readonly duration: Histogram<string>;
+  private readonly requestBytes: Histogram<string>;
+  private readonly responseBytes: Histogram<string>;
+  private readonly refusals: Counter<string>;
+  readonly tcpConnections: Counter<string>;
+
+  constructor(
+    registry: Registry,
+    private readonly access: Logger,
+  ) {
+    const labelNames = [...LABELS];
+    this.requests = new Counter({
+      name: "istio_requests_total",
+      help: "Requests handled by the waypoint",
+      labelNames,
+      registers: [registry],
+    });
+    this.duration = new Histogram({
+      name: "istio_request_duration_milliseconds",
+      help: "Request duration, ms",
+      labelNames,
+      buckets: MS_BUCKETS,
+      registers: [registry],
+    });
+    this.requestBytes = new Histogram({
+      name: "istio_request_bytes",
+      help: "Request sizes (headers and body), bytes",
+      labelNames,
+      buckets: BYTE_BUCKETS,
+      registers: [registry],
+    });
+    this.responseBytes = new Histogram({
+      name: "istio_response_bytes",
+      help: "Response sizes (headers and body), bytes",
+      labelNames,
+      buckets: BYTE_BUCKETS,
+      registers: [registry],
+    });
+    this.refusals = new Counter({
+      name: "ambit_waypoint_refused_total",
+      help: "HBONE connections, streams and requests the waypoint refused, by reason",
+      labelNames: ["reason"],
+      registers: [registry],
+    });
+    this.tcpConnections = new Counter({
+      name: "ambit_waypoint_tcp_connections_total",
+      help: "Connections passed through at L4 (TCP services), by result",
+      labelNames: ["result"],
+      registers: [registry],
+    });
+  }
+
+  refused(reason: string, detail: Record<string, unknown>): void {
+    this.refusals.inc({ reason });
+    this.access.info({ event: "refused", reason, ...detail }, "refused");
+  }
+
+  finished(r: RequestRecord): void {
+    const s = r.source.workload;
+    const d = r.destination.workload;
+    const svc = r.service;
+    const flags = r.flags.length > 0 ? r.flags.join(",") : "-";
+    const labels: RequestLabels = {
+      reporter: "waypoint",
+      source_workload: s?.workloadName ?? "unknown",
+      source_workload_namespace: s?.namespace ?? "unknown",
+      source_principal: principalOf(r.source.principal),
+      source_app: s?.canonicalName ?? "unknown",
+      source_version: s?.canonicalRevision ?? "unknown",
+      source_cluster: s?.clusterId || "unknown",
+      destination_workload: d?.workloadName ?? "unknown",
+      destination_workload_namespace: d?.namespace ?? "unknown",
+      destination_principal: d ? d.spiffeId : "unknown",
+      destination_app: d?.canonicalName ?? "unknown",
+      destination_version: d?.canonicalRevision ?? "unknown",
+      destination_service: svc?.hostname ?? "unknown",
+      destination_service_name: svc?.name ?? "unknown",
+      destination_service_namespace: svc?.namespace ?? "unknown",
+      destination_cluster: d?.clusterId || "unknown",
+      request_protocol: r.protocol,
+      response_code: String(r.status),
+      grpc_response_status: r.grpcStatus ?? "",
+      response_flags: flags,
+      connection_security_policy: "mutual_tls",
+    };
+    const ms = performance.now() - r.startedAt;
+    this.requests.inc(labels);
+    this.duration.observe(labels, ms);
+    this.requestBytes.observe(labels, r.requestBytes);
+    this.responseBytes.observe(labels, r.responseBytes);
+    this.access.info(
+      {
+        event: "request",
+        method: r.method,
+        authority: r.authority,
+        path: r.path,
+        protocol: r.httpVersion,
+        status: r.status,
+        grpc_status: r.grpcStatus,
+        flags,
+        source: { principal: r.source.principal, ip: r.source.ip, workload: s?.name ?? null },
+        destination: {
+          principal: d?.spiffeId ?? null,
+          ip: r.destination.ip,
+          workload: d?.name ?? null,
+          service: svc?.hostname ?? null,
+        },
+        request_principal: r.requestPrincipal,
+        route: r.route,
+        decision: r.decision,
+        policy: r.policy,
+        reason: r.reason,
+        attempts: r.attempts,
+        upstream_ms: r.upstreamMs === null ? null : Math.round(r.upstreamMs * 1000) / 1000,
+        duration_ms: Math.round(ms * 1000) / 1000,
+        bytes_received: r.requestBytes,
+        bytes_sent: r.responseBytes,
+        trace_id: r.traceId,
+        request_id: r.requestId,
+      },
+      "request",
+    );
+  }
+}

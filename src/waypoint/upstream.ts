@@ -1,0 +1,166 @@
+// Connections from the waypoint to the endpoints it routes to: an HBONE CONNECT stream to the
+// endpoint's node proxy (port 15008, the waypoint's own identity, the endpoint's identity
+// expected) per upstream connection, carrying HTTP/1.1 with keep-alive (an Agent per endpoint)
+// or one multiplexed HTTP/2 session per endpoint. Endpoints outside the mesh get plain TCP.
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import type { Duplex } from "node:stream";
+import type { HbonePool } from "../node/proxy/hbone-pool.js";
+import type { MeshWorkload } from "../node/proxy/mesh.js";
+import type { LocalPod, PodNetwork } from "../node/proxy/network.js";
+import { HBONE_PORT } from "../node/proxy/route.js";
+import { TunnelSocket } from "./tunnel-socket.js";
+
+export interface Endpoint {
+  workload: MeshWorkload;
+  ip: string;
+  /** The port the application listens on (the Service port's target). */
+  port: number;
+}
+
+export class UpstreamError extends Error {
+  constructor(
+    message: string,
+    /** Envoy's flag for it: UF connect failure (incl. HBONE refusal). */
+    readonly flag: "UF",
+  ) {
+    super(message);
+  }
+}
+
+export interface UpstreamsOptions {
+  pool: HbonePool;
+  network: PodNetwork;
+  /** The waypoint as a source: its pod (address to dial from) and workload (identity, baggage). */
+  self: () => { pod: LocalPod; workload: MeshWorkload };
+  connectTimeoutMs: number;
+  /** Idle keep-alive connections are closed after this long. */
+  idleTimeoutMs?: number;
+}
+
+export const endpointKey = (e: Endpoint): string => `${e.workload.uid}|${e.ip}:${e.port}`;
+
+class TunnelAgent extends http.Agent {
+  constructor(
+    private readonly open: () => Promise<Duplex>,
+    idleMs: number,
+  ) {
+    super({ keepAlive: true, keepAliveMsecs: 1_000, maxFreeSockets: 64, timeout: idleMs });
+  }
+
+  override createConnection(
+    _options: http.ClientRequestArgs,
+    cb?: (err: Error | null, socket: Duplex) => void,
+  ): Duplex | undefined {
+    this.open().then(
+      (s) => cb?.(null, s),
+      (err: unknown) => cb?.(err instanceof Error ? err : new Error(String(err)), undefined as unknown as Duplex),
+    );
+    return undefined;
+  }
+}
+
+export class Upstreams {
+  private readonly agents = new Map<string, TunnelAgent>();
+  private readonly sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
+
+  constructor(private readonly opts: UpstreamsOptions) {}
+
+  /** One new upstream connection to the endpoint. */
+  async connect(e: Endpoint, traceparent?: string): Promise<Duplex> {
+    const { pod, workload } = this.opts.self();
+    if (!e.workload.hbone) {
+      try {
+        return await this.opts.network.dial(pod, { ip: e.ip, port: e.port }, {
+          timeoutMs: this.opts.connectTimeoutMs,
+          halfOpen: true,
+        });
+      } catch (err) {
+        throw new UpstreamError(`connect to ${e.ip}:${e.port} failed: ${(err as Error).message}`, "UF");
+      }
+    }
+    const r = await this.opts.pool.open({
+      pod,
+      source: workload,
+      tunnel: { ip: e.ip, port: HBONE_PORT },
+      authority: { ip: e.ip, port: e.port },
+      expectedIdentity: e.workload.spiffeId,
+      ...(traceparent ? { headers: { traceparent } } : {}),
+    });
+    if (!r.ok) throw new UpstreamError(r.reason, "UF");
+    return new TunnelSocket(r.stream, { remoteAddress: e.ip, remotePort: e.port });
+  }
+
+  /** The keep-alive HTTP/1.1 agent for an endpoint. */
+  agent(e: Endpoint): http.Agent {
+    const key = endpointKey(e);
+    let a = this.agents.get(key);
+    if (!a) {
+      a = new TunnelAgent(() => this.connect(e), this.opts.idleTimeoutMs ?? 60_000);
+      this.agents.set(key, a);
+    }
+    return a;
+  }
+
+  /** The HTTP/2 session to an endpoint, opened on first use and replaced once it closes. */
+  session(e: Endpoint): Promise<http2.ClientHttp2Session> {
+    const key = endpointKey(e);
+    const existing = this.sessions.get(key);
+    if (existing) return existing;
+    const opening = this.connect(e).then(
+      (socket) =>
+        new Promise<http2.ClientHttp2Session>((resolve, reject) => {
+          const s = http2.connect(`http://${e.ip}:${e.port}`, {
+            createConnection: () => socket,
+            settings: { enablePush: false, initialWindowSize: 1024 * 1024 },
+          });
+          const forget = (): void => {
+            if (this.sessions.get(key) === opening) this.sessions.delete(key);
+          };
+          s.once("connect", () => {
+            s.off("error", reject);
+            resolve(s);
+          });
+          s.once("error", (err) => {
+            forget();
+            reject(new UpstreamError(`HTTP/2 to ${e.ip}:${e.port} failed: ${err.message}`, "UF"));
+          });
+          s.on("error", () => undefined);
+          s.on("close", forget);
+          s.on("goaway", forget);
+          s.setTimeout(this.opts.idleTimeoutMs ?? 60_000, () => {
+            forget();
+            s.close();
+          });
+        }),
+    );
+    opening.catch(() => {
+      if (this.sessions.get(key) === opening) this.sessions.delete(key);
+    });
+    this.sessions.set(key, opening);
+    return opening;
+  }
+
+  /** Drop pooled connections to endpoints no longer in use. */
+  retain(live: ReadonlySet<string>): void {
+    for (const [key, a] of this.agents) {
+      if (!live.has(key)) {
+        a.destroy();
+        this.agents.delete(key);
+      }
+    }
+    for (const [key, p] of this.sessions) {
+      if (!live.has(key)) {
+        this.sessions.delete(key);
+        void p.then((s) => s.close(), () => undefined);
+      }
+    }
+  }
+
+  close(): void {
+    for (const a of this.agents.values()) a.destroy();
+    this.agents.clear();
+    for (const p of this.sessions.values()) void p.then((s) => s.destroy(), () => undefined);
+    this.sessions.clear();
+  }
+}
