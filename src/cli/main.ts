@@ -7,6 +7,7 @@ import { registerValidate } from "./commands/validate.js";
 import { registerCa } from "./commands/ca.js";
 import { registerControlPlane } from "./commands/control-plane.js";
 import { registerNode } from "./commands/node.js";
+import { registerWaypoint } from "./commands/waypoint.js";
 import { registerLab } from "./commands/lab.js";
 import { registerConfig } from "./commands/config.js";
 import { registerProxyStatus } from "./commands/proxy-status.js";
@@ -36,6 +37,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   registerDemo(program, io, setExit);
   registerControlPlane(program, io, setExit);
   registerNode(program, io, setExit);
+  registerWaypoint(program, io, setExit);
   registerLab(program, io, setExit);
   registerCa(program, io, setExit);
   registerConfig(program, io, setExit);

@@ -477,6 +477,14 @@ export async function labApply(paths: readonly string[]): Promise<string> {
   return controlPlaneCli(s, ["apply", ...paths.flatMap((p) => ["-f", p === "-" ? p : resolve(p)])]);
 }
 
+/** Apply YAML text through the lab's control plane (kept in the lab's manifests directory). */
+export async function labApplyText(text: string, name: string): Promise<string> {
+  const s = mustState();
+  const path = join(s.dir, "manifests", `${name}.yaml`);
+  await writeFileAtomic(path, text);
+  return controlPlaneCli(s, ["apply", "-f", path]);
+}
+
 export async function labLogs(target: string, namespace?: string): Promise<string> {
   const s = mustState();
   if (target === "control-plane") return readFile(join(s.dir, "logs", "control-plane.log"), "utf8");

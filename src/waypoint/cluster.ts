@@ -31,11 +31,15 @@ export class Clusters implements EndpointChooser {
       return { ok: false, reply: { status: 500, body: backend.invalid ?? "invalid backend" }, flag: "NR" };
     }
     const all = this.endpoints(backend);
-    if (all.length === 0) return { ok: false, reply: { status: 503, body: "no healthy upstream" }, flag: "UH" };
+    if (all.length === 0)
+      return { ok: false, reply: { status: 503, body: "no healthy upstream" }, flag: "UH" };
     // A retry prefers endpoints not tried yet (Envoy's previous-hosts predicate).
     const fresh = all.filter((e) => !ctx.exclude.has(endpointKey(e)));
     const pool = fresh.length > 0 ? fresh : all;
-    const i = this.balancer.pick(`wp:${backend.service.key}:${backend.port}`, pool.map((e) => e.workload));
+    const i = this.balancer.pick(
+      `wp:${backend.service.key}:${backend.port}`,
+      pool.map((e) => e.workload),
+    );
     const e = pool.find((x) => x.workload === i) ?? pool[0];
     if (!e) return { ok: false, reply: { status: 503, body: "no healthy upstream" }, flag: "UH" };
     return { ok: true, endpoint: e, key: endpointKey(e) };

@@ -47,7 +47,9 @@ function outgoingHeaders(req: UpstreamRequest): Record<string, string | string[]
   return out;
 }
 
-function plainHeaders(h: http.IncomingHttpHeaders | http2.IncomingHttpHeaders): Record<string, string | string[]> {
+function plainHeaders(
+  h: http.IncomingHttpHeaders | http2.IncomingHttpHeaders,
+): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(h)) {
     if (v === undefined || k.startsWith(":")) continue;
@@ -159,7 +161,12 @@ async function http2Attempt(
         { endStream: !(body && req.hasBody) },
       );
     } catch (err) {
-      return settle({ ok: false, kind: "reset", flag: "UC", detail: `HTTP/2 request failed: ${String(err)}` });
+      return settle({
+        ok: false,
+        kind: "reset",
+        flag: "UC",
+        detail: `HTTP/2 request failed: ${String(err)}`,
+      });
     }
     const timer =
       timeoutMs !== null
@@ -186,7 +193,7 @@ async function http2Attempt(
       if (timer) clearTimeout(timer);
       const trailers = new Promise<Record<string, string | string[]> | null>((done) => {
         let got: Record<string, string | string[]> | null = null;
-        stream.once("trailers", (t) => (got = plainHeaders(t)));
+        stream.once("trailers", (t: http2.IncomingHttpHeaders) => (got = plainHeaders(t)));
         stream.once("end", () => done(got));
         stream.once("close", () => done(got));
       });

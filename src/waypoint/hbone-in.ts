@@ -21,13 +21,25 @@ export interface HbonePeer extends VerifiedPeer {
 }
 
 export type HboneRefusal =
-  "tls_handshake" | "alpn" | "no_client_certificate" | "untrusted_certificate" | "trust_domain" | "revoked" | "bad_method" | "bad_authority";
+  | "tls_handshake"
+  | "alpn"
+  | "no_client_certificate"
+  | "untrusted_certificate"
+  | "trust_domain"
+  | "revoked"
+  | "bad_method"
+  | "bad_authority";
 
 export interface WaypointHboneOptions {
   trustDomain: string;
   revocations: () => RevocationList;
   /** A CONNECT stream admitted: answer it (200 or an error status) and carry it. */
-  onStream(stream: http2.ServerHttp2Stream, peer: HbonePeer, dst: Destination, headers: http2.IncomingHttpHeaders): void;
+  onStream(
+    stream: http2.ServerHttp2Stream,
+    peer: HbonePeer,
+    dst: Destination,
+    headers: http2.IncomingHttpHeaders,
+  ): void;
   onRefused(reason: HboneRefusal, detail: Record<string, unknown>): void;
   handshakeTimeoutMs?: number;
   idleTimeoutMs?: number;
@@ -99,7 +111,10 @@ export class WaypointHbone {
   }
 
   private refuse(socket: net.Socket, reason: HboneRefusal, detail: Record<string, unknown>): void {
-    this.opts.onRefused(reason, { peer: `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`, ...detail });
+    this.opts.onRefused(reason, {
+      peer: `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`,
+      ...detail,
+    });
     socket.destroy();
   }
 

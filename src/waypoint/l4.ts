@@ -15,10 +15,18 @@ export async function passThrough(
   deps: { clusters: Clusters; upstreams: Upstreams; telemetry: WaypointTelemetry; log: Logger },
 ): Promise<void> {
   const backend = { service: ctx.service, port: ctx.dst.port, protocol: ctx.protocol, weight: 1 };
-  const chosen = deps.clusters.choose(backend, { headers: new Map(), sourceIp: ctx.peer.ip, exclude: new Set() });
+  const chosen = deps.clusters.choose(backend, {
+    headers: new Map(),
+    sourceIp: ctx.peer.ip,
+    exclude: new Set(),
+  });
   const fail = (detail: string): void => {
     deps.telemetry.tcpConnections.inc({ result: "upstream_failed" });
-    deps.telemetry.refused("upstream_failed", { peer: ctx.peer.identity, service: ctx.service.hostname, detail });
+    deps.telemetry.refused("upstream_failed", {
+      peer: ctx.peer.identity,
+      service: ctx.service.hostname,
+      detail,
+    });
     if (!stream.destroyed) {
       try {
         stream.respond({ ":status": 503 }, { endStream: true });

@@ -126,7 +126,8 @@ export class WaypointL7 {
       if (first === null) return void socket.once("readable", sniff);
       socket.unshift(first);
       const h2 =
-        ctx.protocol !== "http" || first.subarray(0, H2_PREFACE.length).equals(H2_PREFACE.subarray(0, first.length));
+        ctx.protocol !== "http" ||
+        first.subarray(0, H2_PREFACE.length).equals(H2_PREFACE.subarray(0, first.length));
       if (h2) {
         this.nextSession = ctx;
         try {
@@ -183,7 +184,8 @@ export class WaypointL7 {
     } catch (err) {
       // A bug, never the client's doing: answer 500 rather than leave the request hanging.
       this.opts.log.error({ err }, "waypoint request pipeline failed");
-      if (!res.headersSent && !res.destroyed) sendLocalReply(res, { status: 500, body: "internal error" }, false);
+      if (!res.headersSent && !res.destroyed)
+        sendLocalReply(res, { status: 500, body: "internal error" }, false);
       else res.destroy();
     }
   }
@@ -233,7 +235,11 @@ export class WaypointL7 {
       path,
       protocol: grpc ? "grpc" : "http",
       httpVersion: version,
-      source: { workload: snap.mesh.workloadAt(ctx.peer.ip) ?? null, principal: spiffe(principal), ip: ctx.peer.ip },
+      source: {
+        workload: snap.mesh.workloadAt(ctx.peer.ip) ?? null,
+        principal: spiffe(principal),
+        ip: ctx.peer.ip,
+      },
       destination: { workload: null, ip: null },
       service: ctx.service,
       requestPrincipal: null,
@@ -293,7 +299,11 @@ export class WaypointL7 {
       const out = await filters.jwt(wreq, q);
       if (out.action === "respond") {
         record.reason = out.reason;
-        return finish({ status: out.status, body: out.body ?? "Jwt verification fails", ...(out.headers ? { headers: out.headers } : {}) });
+        return finish({
+          status: out.status,
+          body: out.body ?? "Jwt verification fails",
+          ...(out.headers ? { headers: out.headers } : {}),
+        });
       }
       if (wreq.jwt) record.requestPrincipal = `${wreq.jwt.iss}/${wreq.jwt.sub}`;
     }
@@ -308,13 +318,18 @@ export class WaypointL7 {
         record.policy = out.policy;
         record.reason = out.reason;
         record.flags.push("UAEX");
-        return finish({ status: out.status, body: out.body ?? "", ...(out.headers ? { headers: out.headers } : {}) });
+        return finish({
+          status: out.status,
+          body: out.body ?? "",
+          ...(out.headers ? { headers: out.headers } : {}),
+        });
       }
       Object.assign(upstreamAdds, out.upstreamHeaders);
     }
     record.decision = decision.decision;
     record.policy = decision.policy;
-    record.reason = decision.audit.length > 0 ? `${decision.reason}; audit: ${decision.audit.join(", ")}` : decision.reason;
+    record.reason =
+      decision.audit.length > 0 ? `${decision.reason}; audit: ${decision.audit.join(", ")}` : decision.reason;
     if (decision.decision === "DENY") return finish({ status: 403, body: "RBAC: access denied" });
     for (const [k, v] of Object.entries(upstreamAdds)) headers.set(k.toLowerCase(), [v]);
 
@@ -333,7 +348,11 @@ export class WaypointL7 {
           record.status = 200;
           record.grpcStatus = String(f.abort.grpcStatus);
           if (!res.headersSent) {
-            res.writeHead(200, { "content-type": "application/grpc", "grpc-status": String(f.abort.grpcStatus), "grpc-message": "fault filter abort" });
+            res.writeHead(200, {
+              "content-type": "application/grpc",
+              "grpc-status": String(f.abort.grpcStatus),
+              "grpc-message": "fault filter abort",
+            });
             res.end();
           }
           return finish(null);
@@ -344,7 +363,9 @@ export class WaypointL7 {
 
     // 4. Identity for the application, then the router.
     if (this.opts.xfcc) {
-      headers.set("x-forwarded-client-cert", [xfccValue(this.opts.selfId(), spiffe(principal), ctx.peer.certDer)]);
+      headers.set("x-forwarded-client-cert", [
+        xfccValue(this.opts.selfId(), spiffe(principal), ctx.peer.certDer),
+      ]);
     }
     headers.set("x-forwarded-proto", ["http"]);
     const plan = planned.plan;
@@ -354,7 +375,10 @@ export class WaypointL7 {
         : headers.has("content-length")
           ? headers.get("content-length")?.[0] !== "0"
           : (req.headers["transfer-encoding"] ?? "") !== "";
-    const h2Upstream = plan.backend.protocol === "http2" || plan.backend.protocol === "grpc" || (plan.backend.protocol === "http" && version === "HTTP/2");
+    const h2Upstream =
+      plan.backend.protocol === "http2" ||
+      plan.backend.protocol === "grpc" ||
+      (plan.backend.protocol === "http" && version === "HTTP/2");
     const result = await this.opts.router.forward(plan, req, res, headers, {
       sourceIp: ctx.peer.ip,
       hasBody,
@@ -386,13 +410,19 @@ export class WaypointL7 {
     decision: Decision,
     req: WaypointRequest,
     filters: L7Filters,
-  ): Promise<(FilterOutcome & { upstreamHeaders?: Record<string, string>; policy: string | null })> {
+  ): Promise<FilterOutcome & { upstreamHeaders?: Record<string, string>; policy: string | null }> {
     const upstreamHeaders: Record<string, string> = {};
     for (const policy of decision.custom) {
       const provider = filters.customProvider?.(policy);
       if (!provider || !filters.extAuthz) {
         // Istio rejects a CUSTOM policy whose provider is not declared: fail closed.
-        return { action: "respond", status: 403, body: "RBAC: access denied", reason: `CUSTOM policy ${policy}: provider not configured`, policy };
+        return {
+          action: "respond",
+          status: 403,
+          body: "RBAC: access denied",
+          reason: `CUSTOM policy ${policy}: provider not configured`,
+          policy,
+        };
       }
       const out = await filters.extAuthz(req, provider);
       if (out.action === "respond") return { ...out, policy };
@@ -401,7 +431,10 @@ export class WaypointL7 {
     return { ...CONTINUE, upstreamHeaders, policy: null };
   }
 
-  private async fault(f: FaultPlan, grpc: boolean): Promise<{ delayed: boolean; abort: FaultPlan["abort"] | null }> {
+  private async fault(
+    f: FaultPlan,
+    grpc: boolean,
+  ): Promise<{ delayed: boolean; abort: FaultPlan["abort"] | null }> {
     let delayed = false;
     if (f.delay && this.random() * 100 < f.delay.percent) {
       delayed = true;
@@ -409,7 +442,8 @@ export class WaypointL7 {
     }
     if (f.abort && this.random() * 100 < f.abort.percent) {
       const a = f.abort;
-      if (grpc && a.grpcStatus !== undefined) return { delayed, abort: { grpcStatus: a.grpcStatus, percent: a.percent } };
+      if (grpc && a.grpcStatus !== undefined)
+        return { delayed, abort: { grpcStatus: a.grpcStatus, percent: a.percent } };
       return { delayed, abort: { httpStatus: a.httpStatus ?? 503, percent: a.percent } };
     }
     return { delayed, abort: null };

@@ -50,7 +50,13 @@ export interface ForwardPlan {
 export const DEFAULT_RETRY: RetryPlan = {
   attempts: 2,
   perTryTimeoutMs: null,
-  retryOn: new Set(["connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes"]),
+  retryOn: new Set([
+    "connect-failure",
+    "refused-stream",
+    "unavailable",
+    "cancelled",
+    "retriable-status-codes",
+  ]),
   retriableStatusCodes: new Set([503]),
 };
 

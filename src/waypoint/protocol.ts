@@ -21,7 +21,10 @@ const KNOWN: Record<string, PortProtocol> = {
   udp: "tcp",
 };
 
-export function portProtocol(port: { name?: string | undefined; appProtocol?: string | undefined }): PortProtocol {
+export function portProtocol(port: {
+  name?: string | undefined;
+  appProtocol?: string | undefined;
+}): PortProtocol {
   if (port.appProtocol) {
     const p = KNOWN[port.appProtocol.toLowerCase()];
     if (p) return p;

@@ -22,7 +22,10 @@ export interface EndpointChooser {
     ctx: { headers: Map<string, string[]>; sourceIp: string; exclude: ReadonlySet<string> },
   ): { ok: true; endpoint: Endpoint; key: string } | { ok: false; reply: LocalReply; flag: string };
   /** An attempt started on the endpoint; returns the call that ends it. */
-  started(backend: PlannedBackend, key: string): (outcome: { status?: number; failure?: AttemptFailureKind }) => void;
+  started(
+    backend: PlannedBackend,
+    key: string,
+  ): (outcome: { status?: number; failure?: AttemptFailureKind }) => void;
 }
 
 export type AttemptFailureKind = "connect-failure" | "reset" | "refused-stream" | "timeout";
@@ -123,7 +126,11 @@ export class Router {
     for (;;) {
       attempts++;
       if (attempts > 1) upstreamHeaders.set("x-envoy-attempt-count", [String(attempts)]);
-      const chosen = this.opts.chooser.choose(plan.backend, { headers, sourceIp: ctx.sourceIp, exclude: tried });
+      const chosen = this.opts.chooser.choose(plan.backend, {
+        headers,
+        sourceIp: ctx.sourceIp,
+        exclude: tried,
+      });
       if (!chosen.ok) {
         return { ...this.base(attempts, chosen.flag), reply: chosen.reply, detail: chosen.reply.body };
       }
@@ -231,13 +238,19 @@ export class Router {
       const copy: UpstreamRequest = { ...request, authority: host, headers: new Map(request.headers) };
       const mirrorBody = body ? new MirrorTap() : null;
       if (body && mirrorBody && !body.mirrorTo(mirrorBody)) continue;
-      void attempt(this.opts.upstreams, chosen.endpoint, ctx.h2Upstream, copy, mirrorBody?.asBody() ?? null, 10_000).then(
-        (r) => {
-          if (r.ok) {
-            r.response.body.resume();
-          } else this.opts.log.debug({ mirror: m.backend.service?.hostname, detail: r.detail }, "mirror failed");
-        },
-      );
+      void attempt(
+        this.opts.upstreams,
+        chosen.endpoint,
+        ctx.h2Upstream,
+        copy,
+        mirrorBody?.asBody() ?? null,
+        10_000,
+      ).then((r) => {
+        if (r.ok) {
+          r.response.body.resume();
+        } else
+          this.opts.log.debug({ mirror: m.backend.service?.hostname, detail: r.detail }, "mirror failed");
+      });
     }
   }
 

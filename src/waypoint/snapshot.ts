@@ -2,7 +2,7 @@
 // addresses (services by VIP, endpoints, identities), the user's L7 resources validated again with
 // the shared model, and what was compiled from them once (policies, routes, upstream policy).
 // A resource that does not validate is reported and left out; the others keep working.
-import type { AnyResource, AuthorizationPolicy, Service } from "../model/resources/registry.js";
+import type { AnyResource, Service } from "../model/resources/registry.js";
 import { compilePolicySet, type PolicySet } from "../model/authz/index.js";
 import type { MeshService, MeshSnapshot } from "../node/proxy/mesh.js";
 import { portProtocol, type PortProtocol } from "./protocol.js";
@@ -28,7 +28,10 @@ export interface ServicePortInfo {
   protocol: PortProtocol;
 }
 
-function ofKind<K extends AnyResource["kind"]>(rs: readonly AnyResource[], kind: K): Extract<AnyResource, { kind: K }>[] {
+function ofKind<K extends AnyResource["kind"]>(
+  rs: readonly AnyResource[],
+  kind: K,
+): Extract<AnyResource, { kind: K }>[] {
   return rs.filter((r): r is Extract<AnyResource, { kind: K }> => r.kind === kind);
 }
 
@@ -53,7 +56,7 @@ export class WaypointSnapshot {
     for (const s of ofKind(input.resources, "Service"))
       this.services.set(`${s.metadata.namespace ?? "default"}/${s.metadata.name}`, s);
     this.policies = compilePolicySet({
-      authorizationPolicies: ofKind(input.resources, "AuthorizationPolicy") as AuthorizationPolicy[],
+      authorizationPolicies: ofKind(input.resources, "AuthorizationPolicy"),
       rootNamespace: input.rootNamespace,
       trustDomain: input.trustDomain,
     });

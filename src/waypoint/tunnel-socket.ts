@@ -52,7 +52,9 @@ export class TunnelSocket extends Duplex {
   ): void {
     if (this.inner.destroyed) return cb(new Error("tunnel closed"));
     this.touch();
-    const bufs = chunks.map((c) => (typeof c.chunk === "string" ? Buffer.from(c.chunk, c.encoding) : c.chunk));
+    const bufs = chunks.map((c) =>
+      typeof c.chunk === "string" ? Buffer.from(c.chunk, c.encoding) : c.chunk,
+    );
     this.inner.write(bufs.length === 1 ? bufs[0] : Buffer.concat(bufs), cb);
   }
 

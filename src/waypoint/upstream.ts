@@ -54,7 +54,8 @@ class TunnelAgent extends http.Agent {
   ): Duplex | undefined {
     this.open().then(
       (s) => cb?.(null, s),
-      (err: unknown) => cb?.(err instanceof Error ? err : new Error(String(err)), undefined as unknown as Duplex),
+      (err: unknown) =>
+        cb?.(err instanceof Error ? err : new Error(String(err)), undefined as unknown as Duplex),
     );
     return undefined;
   }
@@ -71,10 +72,14 @@ export class Upstreams {
     const { pod, workload } = this.opts.self();
     if (!e.workload.hbone) {
       try {
-        return await this.opts.network.dial(pod, { ip: e.ip, port: e.port }, {
-          timeoutMs: this.opts.connectTimeoutMs,
-          halfOpen: true,
-        });
+        return await this.opts.network.dial(
+          pod,
+          { ip: e.ip, port: e.port },
+          {
+            timeoutMs: this.opts.connectTimeoutMs,
+            halfOpen: true,
+          },
+        );
       } catch (err) {
         throw new UpstreamError(`connect to ${e.ip}:${e.port} failed: ${(err as Error).message}`, "UF");
       }
@@ -121,7 +126,7 @@ export class Upstreams {
             s.off("error", reject);
             resolve(s);
           });
-          s.once("error", (err) => {
+          s.once("error", (err: Error) => {
             forget();
             reject(new UpstreamError(`HTTP/2 to ${e.ip}:${e.port} failed: ${err.message}`, "UF"));
           });
@@ -152,7 +157,10 @@ export class Upstreams {
     for (const [key, p] of this.sessions) {
       if (!live.has(key)) {
         this.sessions.delete(key);
-        void p.then((s) => s.close(), () => undefined);
+        void p.then(
+          (s) => s.close(),
+          () => undefined,
+        );
       }
     }
   }
@@ -160,7 +168,11 @@ export class Upstreams {
   close(): void {
     for (const a of this.agents.values()) a.destroy();
     this.agents.clear();
-    for (const p of this.sessions.values()) void p.then((s) => s.destroy(), () => undefined);
+    for (const p of this.sessions.values())
+      void p.then(
+        (s) => s.destroy(),
+        () => undefined,
+      );
     this.sessions.clear();
   }
 }

@@ -43,7 +43,8 @@ export function waypointResources(resources: readonly AnyResource[]): Map<string
   for (const r of resources) {
     if (!WAYPOINT_KINDS.has(r.kind)) continue;
     const namespace = r.metadata.namespace ?? "";
-    const { origin: _origin, ...plain } = r;
+    const plain: Record<string, unknown> = { ...r };
+    delete plain["origin"];
     out.set(`${r.kind}/${namespace}/${r.metadata.name}`, {
       kind: r.kind,
       namespace,
