@@ -539,7 +539,7 @@ function compileGrpcRoute(r: GRPCRoute, services: Services, problems: Problems):
     const at = `spec.rules[${ri}]`;
     const name = `GRPCRoute/${ns}/${r.metadata.name}#${ri}`;
     const act = filterActions(
-      rule.filters as HTTPRouteFilter[] | undefined,
+      rule.filters,
       ns,
       services,
       problems,
