@@ -538,14 +538,7 @@ function compileGrpcRoute(r: GRPCRoute, services: Services, problems: Problems):
   (r.spec.rules ?? [{}]).forEach((rule, ri) => {
     const at = `spec.rules[${ri}]`;
     const name = `GRPCRoute/${ns}/${r.metadata.name}#${ri}`;
-    const act = filterActions(
-      rule.filters,
-      ns,
-      services,
-      problems,
-      resource,
-      at,
-    );
+    const act = filterActions(rule.filters, ns, services, problems, resource, at);
     const be = backends(rule.backendRefs, ns, services, problems, resource, at);
     const t = timing(undefined);
     const matches = rule.matches && rule.matches.length > 0 ? rule.matches : [{}];

@@ -45,7 +45,10 @@ describe("GRPCRoute", () => {
   }
 
   test("decisions carry backends, header modifiers and Istio's default retries", () => {
-    const d = selectRoute(idx, req("/x.Y/Z", { service: "default/echo", port: 7070, headers: { "x-tenant": "blue" } }));
+    const d = selectRoute(
+      idx,
+      req("/x.Y/Z", { service: "default/echo", port: 7070, headers: { "x-tenant": "blue" } }),
+    );
     assert.deepEqual(d?.requestHeaders, { set: [], add: [{ name: "x-blue", value: "1" }], remove: [] });
     assert.equal(d?.backends[0]?.host, "echo.default.svc.cluster.local");
     assert.equal(d?.retries?.attempts, 2);

@@ -37,7 +37,12 @@ export function compileYaml(
 
 export function req(
   path: string,
-  opts: { service?: string; port?: number; method?: string; headers?: Record<string, string | string[]> } = {},
+  opts: {
+    service?: string;
+    port?: number;
+    method?: string;
+    headers?: Record<string, string | string[]>;
+  } = {},
 ): RouteRequest {
   const headers = new Map<string, string[]>();
   for (const [k, v] of Object.entries(opts.headers ?? {})) headers.set(k, Array.isArray(v) ? v : [v]);

@@ -27,7 +27,10 @@ describe("attachment", () => {
   test("a Service parent attaches on every port; other Services and Gateway parents do not", () => {
     const idx = compileYaml(
       route("r", `${toReviews()}  rules:\n  - backendRefs:\n    - name: reviews-v1\n      port: 9080\n`) +
-        route("gw", `  parentRefs:\n  - name: ingress\n  rules:\n  - backendRefs:\n    - name: ratings\n      port: 9080\n`),
+        route(
+          "gw",
+          `  parentRefs:\n  - name: ingress\n  rules:\n  - backendRefs:\n    - name: ratings\n      port: 9080\n`,
+        ),
     );
     assert.equal(selectRoute(idx, req("/"))?.route, "HTTPRoute/default/r#0");
     assert.equal(selectRoute(idx, req("/", { port: 9090 }))?.route, "HTTPRoute/default/r#0");
@@ -37,16 +40,25 @@ describe("attachment", () => {
 
   test("port and sectionName restrict the Service port; a missing port is a problem", () => {
     const idx = compileYaml(
-      route("by-port", `${toReviews("    port: 9090\n")}  rules:\n  - backendRefs:\n    - name: reviews-v1\n      port: 9080\n`) +
+      route(
+        "by-port",
+        `${toReviews("    port: 9090\n")}  rules:\n  - backendRefs:\n    - name: reviews-v1\n      port: 9080\n`,
+      ) +
         route(
           "by-name",
           `  parentRefs:\n  - group: ""\n    kind: Service\n    name: ratings\n    sectionName: http\n  rules:\n  - backendRefs:\n    - name: ratings\n      port: 9080\n`,
         ) +
-        route("bad-port", `${toReviews("    port: 1234\n")}  rules:\n  - backendRefs:\n    - name: reviews-v1\n      port: 9080\n`),
+        route(
+          "bad-port",
+          `${toReviews("    port: 1234\n")}  rules:\n  - backendRefs:\n    - name: reviews-v1\n      port: 9080\n`,
+        ),
     );
     assert.equal(selectRoute(idx, req("/", { port: 9080 })), null);
     assert.equal(selectRoute(idx, req("/", { port: 9090 }))?.route, "HTTPRoute/default/by-port#0");
-    assert.equal(selectRoute(idx, req("/", { service: "default/ratings" }))?.route, "HTTPRoute/default/by-name#0");
+    assert.equal(
+      selectRoute(idx, req("/", { service: "default/ratings" }))?.route,
+      "HTTPRoute/default/by-name#0",
+    );
     assert.deepEqual(
       idx.problems.map((p) => [p.reason, p.resource, p.path]),
       [["NoMatchingParent", "HTTPRoute default/bad-port", "spec.parentRefs[0]"]],
@@ -125,9 +137,24 @@ describe("precedence", () => {
     ["prefix is element-wise, trailing slash ignored", "/api/v2", {}, "#1"],
     ["/apix does not match /api", "/apix", {}, "none"],
     ["regex ranks below prefixes", "/api/v3/items", { method: "POST" }, "#4"],
-    ["method beats headers", "/api/x", { method: "POST", headers: { "x-user": "jason", "x-env": "prod" } }, "#4"],
-    ["headers (case-insensitive names, regex full match)", "/api/x", { headers: { "x-user": "jason", "x-env": "prod" } }, "#5"],
-    ["regex header must match the whole value", "/api/x", { headers: { "x-user": "jason", "x-env": "production" } }, "#0"],
+    [
+      "method beats headers",
+      "/api/x",
+      { method: "POST", headers: { "x-user": "jason", "x-env": "prod" } },
+      "#4",
+    ],
+    [
+      "headers (case-insensitive names, regex full match)",
+      "/api/x",
+      { headers: { "x-user": "jason", "x-env": "prod" } },
+      "#5",
+    ],
+    [
+      "regex header must match the whole value",
+      "/api/x",
+      { headers: { "x-user": "jason", "x-env": "production" } },
+      "#0",
+    ],
     ["query params count last", "/api/x?debug=1", {}, "#6"],
     ["first value of a repeated query parameter", "/api/x?debug=0&debug=1", {}, "#0"],
     ["plain prefix", "/api", {}, "#0"],
@@ -151,11 +178,18 @@ describe("precedence", () => {
   });
 
   test("rules default to PathPrefix / and an unmatched request is a 404", () => {
-    const idx2 = compileYaml(route("r", `${toReviews()}  rules:\n  - matches: [{path: {type: Exact, value: /only}}]\n    backendRefs: [{name: reviews-v1, port: 9080}]\n`));
+    const idx2 = compileYaml(
+      route(
+        "r",
+        `${toReviews()}  rules:\n  - matches: [{path: {type: Exact, value: /only}}]\n    backendRefs: [{name: reviews-v1, port: 9080}]\n`,
+      ),
+    );
     const d = selectRoute(idx2, req("/else"));
     assert.equal(d?.kind, "none");
     assert.deepEqual(d?.directResponse, { status: 404, reason: "route_not_found" });
-    const dflt = compileYaml(route("r", `${toReviews()}  rules:\n  - backendRefs: [{name: reviews-v1, port: 9080}]\n`));
+    const dflt = compileYaml(
+      route("r", `${toReviews()}  rules:\n  - backendRefs: [{name: reviews-v1, port: 9080}]\n`),
+    );
     assert.equal(selectRoute(dflt, req("/anything"))?.route, "HTTPRoute/default/r#0");
   });
 });
@@ -188,7 +222,11 @@ describe("backends", () => {
         ["other/shadow", 80, 5, "shadow.other.svc.cluster.local"],
       ],
     );
-    assert.deepEqual(d?.backends[1]?.requestHeaders, { set: [{ name: "x-canary", value: "yes" }], add: [], remove: [] });
+    assert.deepEqual(d?.backends[1]?.requestHeaders, {
+      set: [{ name: "x-canary", value: "yes" }],
+      add: [],
+      remove: [],
+    });
     assert.deepEqual(d?.invalidBackends, []);
   });
 

@@ -19,26 +19,54 @@ describe("host selection", () => {
   test("short names resolve in the VirtualService's namespace; FQDN and wildcards match", () => {
     const idx = compileYaml(
       vs("short", `  hosts: [reviews]\n  http:\n  - route: [{destination: {host: reviews-v1}}]\n`) +
-        vs("fqdn", `  hosts: [ratings.default.svc.cluster.local]\n  http:\n  - route: [{destination: {host: ratings}}]\n`) +
-        vs("wild", `  hosts: ["*.other.svc.cluster.local"]\n  http:\n  - route: [{destination: {host: shadow.other.svc.cluster.local}}]\n`, "other") +
-        vs("elsewhere", `  hosts: [reviews]\n  http:\n  - route: [{destination: {host: reviews-v1}}]\n`, "other"),
+        vs(
+          "fqdn",
+          `  hosts: [ratings.default.svc.cluster.local]\n  http:\n  - route: [{destination: {host: ratings}}]\n`,
+        ) +
+        vs(
+          "wild",
+          `  hosts: ["*.other.svc.cluster.local"]\n  http:\n  - route: [{destination: {host: shadow.other.svc.cluster.local}}]\n`,
+          "other",
+        ) +
+        vs(
+          "elsewhere",
+          `  hosts: [reviews]\n  http:\n  - route: [{destination: {host: reviews-v1}}]\n`,
+          "other",
+        ),
     );
     assert.equal(selectRoute(idx, req("/"))?.route, "VirtualService/default/short#0");
-    assert.equal(selectRoute(idx, req("/", { service: "default/ratings" }))?.route, "VirtualService/default/fqdn#0");
-    assert.equal(selectRoute(idx, req("/", { service: "other/shadow", port: 80 }))?.route, "VirtualService/other/wild#0");
+    assert.equal(
+      selectRoute(idx, req("/", { service: "default/ratings" }))?.route,
+      "VirtualService/default/fqdn#0",
+    );
+    assert.equal(
+      selectRoute(idx, req("/", { service: "other/shadow", port: 80 }))?.route,
+      "VirtualService/other/wild#0",
+    );
     // reviews.other.svc.cluster.local is no Service; default/echo is named by nobody.
     assert.equal(selectRoute(idx, req("/", { service: "default/echo", port: 7070 })), null);
   });
 
   test("VirtualServices outside the Service's (and waypoint's) namespace, or bound to gateways only, do not apply", () => {
     const idx = compileYaml(
-      vs("cross", `  hosts: [reviews.default.svc.cluster.local]\n  http:\n  - route: [{destination: {host: reviews-v1.default.svc.cluster.local}}]\n`, "other") +
-        vs("gw", `  hosts: [ratings]\n  gateways: [istio-system/ingress]\n  http:\n  - route: [{destination: {host: ratings}}]\n`),
+      vs(
+        "cross",
+        `  hosts: [reviews.default.svc.cluster.local]\n  http:\n  - route: [{destination: {host: reviews-v1.default.svc.cluster.local}}]\n`,
+        "other",
+      ) +
+        vs(
+          "gw",
+          `  hosts: [ratings]\n  gateways: [istio-system/ingress]\n  http:\n  - route: [{destination: {host: ratings}}]\n`,
+        ),
     );
     assert.equal(selectRoute(idx, req("/")), null);
     assert.equal(selectRoute(idx, req("/", { service: "default/ratings" })), null);
     const fromWaypointNs = compileYaml(
-      vs("cross", `  hosts: [reviews.default.svc.cluster.local]\n  http:\n  - route: [{destination: {host: reviews-v1.default.svc.cluster.local}}]\n`, "other"),
+      vs(
+        "cross",
+        `  hosts: [reviews.default.svc.cluster.local]\n  http:\n  - route: [{destination: {host: reviews-v1.default.svc.cluster.local}}]\n`,
+        "other",
+      ),
       { waypointNamespace: "other" },
     );
     assert.equal(selectRoute(fromWaypointNs, req("/"))?.route, "VirtualService/other/cross#0");
@@ -126,7 +154,12 @@ describe("matches", () => {
     ["uri regex is a full match", "/items/12", {}, "#1"],
     ["uri regex rejects a partial match", "/items/12/x", {}, "none"],
     ["headers exact + presence", "/h", { headers: { "end-user": "jason", "x-trace": "1" } }, "#2"],
-    ["withoutHeaders excludes", "/h", { headers: { "end-user": "jason", "x-trace": "1", "x-skip": "y" } }, "none"],
+    [
+      "withoutHeaders excludes",
+      "/h",
+      { headers: { "end-user": "jason", "x-trace": "1", "x-skip": "y" } },
+      "none",
+    ],
     ["method regex", "/m", { method: "PATCH" }, "#3"],
     ["query prefix + presence", "/q0?v=2.1&flag", {}, "#4"],
     ["ignoreUriCase", "/case/x", {}, "#5"],
@@ -204,8 +237,16 @@ describe("actions", () => {
         weight: 25,
       },
     ]);
-    assert.deepEqual(d?.requestHeaders, { set: [], add: [{ name: "x-route", value: "split" }], remove: ["x-drop"] });
-    assert.deepEqual(d?.responseHeaders, { set: [{ name: "cache-control", value: "no-store" }], add: [], remove: [] });
+    assert.deepEqual(d?.requestHeaders, {
+      set: [],
+      add: [{ name: "x-route", value: "split" }],
+      remove: ["x-drop"],
+    });
+    assert.deepEqual(d?.responseHeaders, {
+      set: [{ name: "cache-control", value: "no-store" }],
+      add: [],
+      remove: [],
+    });
   });
 
   test("timeout, retries (codes split out of retryOn), fault and mirror", () => {
@@ -218,7 +259,10 @@ describe("actions", () => {
       perTryTimeoutMs: 500,
       retryIgnorePreviousHosts: true,
     });
-    assert.deepEqual(d?.fault, { delay: { ms: 2000, percent: 10 }, abort: { httpStatus: 418, percent: 0.5 } });
+    assert.deepEqual(d?.fault, {
+      delay: { ms: 2000, percent: 10 },
+      abort: { httpStatus: 418, percent: 0.5 },
+    });
     assert.deepEqual(
       d?.mirrors.map((m) => [m.backend.host, m.backend.port, m.percent]),
       [["shadow.other.svc.cluster.local", 80, 20]],
@@ -258,7 +302,11 @@ describe("actions", () => {
     const missing = selectRoute(idx, req("/missing"));
     assert.deepEqual(missing?.backends, []);
     assert.deepEqual(missing?.invalidBackends, [{ weight: 1, status: 503, reason: "backend_not_found" }]);
-    assert.ok(idx.problems.some((p) => p.reason === "BackendNotFound" && p.path === "spec.http[5].route[0].destination"));
+    assert.ok(
+      idx.problems.some(
+        (p) => p.reason === "BackendNotFound" && p.path === "spec.http[5].route[0].destination",
+      ),
+    );
   });
 
   test("a destination without a port uses the request's port when the Service has several", () => {
