@@ -10,10 +10,10 @@ log() { printf 'setup: %s\n' "$*"; }
 # Debian packages: network namespaces and veth (iproute2), in-pod redirection (iptables, nftables,
 # nsenter from util-linux), the lab's pod wiring (containernetworking-plugins: bridge, host-local),
 # the capture addon's build (g++, make, python3 for node-gyp), real clients for tests and the demo
-# (curl, openssl, tcpdump; python3-grpcio + grpc-tools for a non-TypeScript gRPC client of the CA),
+# (curl, openssl, tcpdump; python3-grpcio + grpc-tools for a non-TypeScript gRPC client of the CA and the waypoint; nghttp2-client for h2load),
 # /proc tools (procps); the benchmarks' C peer and load tools (haproxy, iperf3, and proxychains4 to
 # take iperf3 through a loopback-mode node proxy's SOCKS5 listener).
-PACKAGES=(iproute2 iptables nftables util-linux containernetworking-plugins g++ make python3 curl openssl tcpdump procps ca-certificates python3-grpcio python3-grpc-tools python3-protobuf haproxy iperf3 proxychains4)
+PACKAGES=(iproute2 iptables nftables util-linux containernetworking-plugins g++ make python3 curl openssl tcpdump procps ca-certificates python3-grpcio python3-grpc-tools python3-protobuf haproxy iperf3 proxychains4 nghttp2-client)
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then

@@ -375,10 +375,9 @@ export class WaypointL7 {
         : headers.has("content-length")
           ? headers.get("content-length")?.[0] !== "0"
           : (req.headers["transfer-encoding"] ?? "") !== "";
-    const h2Upstream =
-      plan.backend.protocol === "http2" ||
-      plan.backend.protocol === "grpc" ||
-      (plan.backend.protocol === "http" && version === "HTTP/2");
+    // Istio speaks HTTP/1.1 to "http" ports whatever the client spoke (no h2UpgradePolicy), and
+    // HTTP/2 to http2/grpc ports; a gRPC call needs HTTP/2 for its trailers either way.
+    const h2Upstream = plan.backend.protocol === "http2" || plan.backend.protocol === "grpc" || grpc;
     const result = await this.opts.router.forward(plan, req, res, headers, {
       sourceIp: ctx.peer.ip,
       hasBody,

@@ -1,14 +1,17 @@
 // What the router is asked to do with a request once the filters let it through: the weighted
 // backends, header changes, rewrites, timeouts, retries and mirrors of the chosen route, resolved
 // against the mesh (Service names to Services). Built by `route-stage.ts` from the routing model.
+import {
+  applyHeaderModifier,
+  defaultRetries,
+  type HeaderModifier,
+  type RetryPolicy,
+} from "../model/routing/index.js";
 import type { MeshService } from "../node/proxy/mesh.js";
 import type { PortProtocol } from "./protocol.js";
 
-export interface HeaderOps {
-  set?: Record<string, string>;
-  add?: Record<string, string>;
-  remove?: string[];
-}
+/** Header edits (lower-case names), applied remove → set → add as Envoy does. */
+export type HeaderOps = HeaderModifier;
 
 export interface PlannedBackend {
   /** null when the route names a backend that does not exist (Gateway API: 500 for its share). */
@@ -46,28 +49,16 @@ export interface ForwardPlan {
   path: string;
 }
 
-/** Istio's default retry policy for HTTP routes: 2 retries on connection-level failures and 503. */
-export const DEFAULT_RETRY: RetryPlan = {
-  attempts: 2,
-  perTryTimeoutMs: null,
-  retryOn: new Set([
-    "connect-failure",
-    "refused-stream",
-    "unavailable",
-    "cancelled",
-    "retriable-status-codes",
-  ]),
-  retriableStatusCodes: new Set([503]),
-};
+/** Istio's default retry policy for HTTP routes (1.24+): 2 retries on connection-level failures. */
+export const DEFAULT_RETRY: RetryPlan = retryPlan(defaultRetries());
 
-export function applyHeaderOps(headers: Map<string, string[]>, ops: HeaderOps | undefined): void {
-  if (!ops) return;
-  for (const [k, v] of Object.entries(ops.set ?? {})) headers.set(k.toLowerCase(), [v]);
-  for (const [k, v] of Object.entries(ops.add ?? {})) {
-    const key = k.toLowerCase();
-    const list = headers.get(key);
-    if (list) list.push(v);
-    else headers.set(key, [v]);
-  }
-  for (const k of ops.remove ?? []) headers.delete(k.toLowerCase());
+export function retryPlan(p: RetryPolicy): RetryPlan {
+  return {
+    attempts: p.attempts,
+    perTryTimeoutMs: p.perTryTimeoutMs ?? null,
+    retryOn: new Set(p.retryOn),
+    retriableStatusCodes: new Set(p.retriableStatusCodes),
+  };
 }
+
+export const applyHeaderOps = applyHeaderModifier;

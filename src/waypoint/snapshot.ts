@@ -4,6 +4,7 @@
 // A resource that does not validate is reported and left out; the others keep working.
 import type { AnyResource, Service } from "../model/resources/registry.js";
 import { compilePolicySet, type PolicySet } from "../model/authz/index.js";
+import { compileRoutes, type RouteIndex } from "../model/routing/index.js";
 import type { MeshService, MeshSnapshot } from "../node/proxy/mesh.js";
 import { portProtocol, type PortProtocol } from "./protocol.js";
 
@@ -43,6 +44,8 @@ export class WaypointSnapshot {
   readonly domain: string;
   readonly resources: readonly AnyResource[];
   readonly policies: PolicySet;
+  /** HTTPRoute / GRPCRoute / VirtualService compiled for the Services this waypoint serves. */
+  readonly routes: RouteIndex;
   /** "namespace/name" → the Service resource (ports' names and appProtocol live there). */
   private readonly services = new Map<string, Service>();
 
@@ -59,6 +62,26 @@ export class WaypointSnapshot {
       authorizationPolicies: ofKind(input.resources, "AuthorizationPolicy"),
       rootNamespace: input.rootNamespace,
       trustDomain: input.trustDomain,
+    });
+    this.routes = compileRoutes({
+      httpRoutes: ofKind(input.resources, "HTTPRoute"),
+      grpcRoutes: ofKind(input.resources, "GRPCRoute"),
+      virtualServices: ofKind(input.resources, "VirtualService"),
+      services: [...this.services.values()].map((s) => {
+        const namespace = s.metadata.namespace ?? "default";
+        return {
+          name: s.metadata.name,
+          namespace,
+          host: `${s.metadata.name}.${namespace}.svc.${input.domain}`,
+          ports: (s.spec.ports ?? []).map((p) => ({
+            port: p.port,
+            name: p.name,
+            appProtocol: p.appProtocol,
+          })),
+        };
+      }),
+      domain: input.domain,
+      waypointNamespace: input.gateway.namespace,
     });
   }
 

@@ -296,6 +296,7 @@ export class Waypoint implements AdminSource {
     if (table) for (const name of [...table.keys()]) if (!current.has(name)) table.delete(name);
     this.receivedTypes.add(typeUrl);
     this.snapshot = this.build();
+    this.reportRouteProblems();
     if (this.ext) {
       try {
         this.planner = this.ext.planner(this.snapshot);
@@ -305,6 +306,23 @@ export class Waypoint implements AdminSource {
         this.opts.log.error({ err }, "compiling the waypoint's filters failed; keeping the previous ones");
       }
     }
+  }
+
+  private routeProblems = new Set<string>();
+
+  /** Each route problem is logged once, when it appears (the rest of the routes keep working). */
+  private reportRouteProblems(): void {
+    const now = new Set<string>();
+    for (const p of this.snapshot.routes.problems) {
+      const key = `${p.resource} ${p.path}: ${p.message}`;
+      now.add(key);
+      if (!this.routeProblems.has(key))
+        this.opts.log.warn(
+          { resource: p.resource, field: p.path, reason: p.reason },
+          `route ignored: ${key}`,
+        );
+    }
+    this.routeProblems = now;
   }
 
   private values<T>(typeUrl: string): T[] {

@@ -26,24 +26,54 @@ export async function startNodeProcess(
   host: string,
   extraArgs: readonly string[] = [],
 ): Promise<NodeProcess> {
+  return startProxyProcess(name, host, [
+    "node",
+    "--control-plane",
+    `127.0.0.1:${cp.grpcPort}`,
+    "--node-name",
+    name,
+    "--credentials",
+    credentialsDir,
+    ...extraArgs,
+  ]);
+}
+
+/** A real `ambit waypoint` for Gateway `ns/name`, accepting HBONE on `address`:15008. */
+export async function startWaypointProcess(
+  cp: ControlPlaneProcess | { grpcPort: number },
+  gateway: string,
+  credentialsDir: string,
+  address: string,
+  host: string,
+  extraArgs: readonly string[] = [],
+): Promise<NodeProcess> {
+  return startProxyProcess(`waypoint ${gateway}`, host, [
+    "waypoint",
+    "--control-plane",
+    `127.0.0.1:${cp.grpcPort}`,
+    "--gateway",
+    gateway,
+    "--credentials",
+    credentialsDir,
+    "--address",
+    address,
+    ...extraArgs,
+  ]);
+}
+
+/** Spawn `ambit ARGS` with admin, metrics and readiness on `host` and wait until it is ready. */
+async function startProxyProcess(name: string, host: string, args: readonly string[]): Promise<NodeProcess> {
   const child = spawn(
     process.execPath,
     [
       join(repoRoot(), "bin", "ambit.js"),
-      "node",
-      "--control-plane",
-      `127.0.0.1:${cp.grpcPort}`,
-      "--node-name",
-      name,
-      "--credentials",
-      credentialsDir,
+      ...args,
       "--admin-addr",
       `${host}:15000`,
       "--metrics-addr",
       `${host}:15020`,
       "--ready-addr",
       `${host}:15021`,
-      ...extraArgs,
     ],
     {
       stdio: ["ignore", "pipe", "pipe"],
@@ -174,4 +204,43 @@ export function exchange(socket: net.Socket, text: string, timeoutMs = 5_000): P
     socket.on("data", onData);
     socket.write(text);
   });
+}
+
+/**
+ * A local TCP port that takes each connection through a pod's SOCKS5 listener to `dst`: lets
+ * clients without SOCKS support (h2load, gRPC) play the pod's application in loopback mode,
+ * where capture would do this in a real pod.
+ */
+export async function socksForwarder(
+  proxy: { host: string; port: number },
+  dst: { ip: string; port: number },
+  localAddress?: string,
+): Promise<{ port: number; close(): void }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    sockets.add(client);
+    client.pause();
+    client.on("error", () => undefined);
+    client.on("close", () => sockets.delete(client));
+    void socksConnect(proxy, dst, localAddress).then((r) => {
+      if (!r.ok || client.destroyed) {
+        if (r.ok) r.socket.destroy();
+        return void client.destroy();
+      }
+      sockets.add(r.socket);
+      r.socket.on("error", () => client.destroy());
+      r.socket.on("close", () => sockets.delete(r.socket));
+      client.on("close", () => r.socket.destroy());
+      client.pipe(r.socket).pipe(client);
+      client.resume();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
 }

@@ -18,5 +18,5 @@ export { applyHeaderModifier } from "./headers.js";
 export { rewritePath, redirectLocation } from "./rewrite.js";
 export { pickBackend, shouldApply, type BackendPick } from "./pick.js";
 export { resolveHost } from "./compile-vs.js";
-export { DEFAULT_RETRY_ON, type RouteEntry } from "./shared.js";
+export { DEFAULT_RETRY_ON, defaultRetries, type RouteEntry } from "./shared.js";
 export type * from "./types.js";
