@@ -19,6 +19,7 @@ import {
   type ControlPlaneProcess,
 } from "../support/control-plane.js";
 import {
+  socksConnect,
   socksForwarder,
   startNodeProcess,
   startWaypointProcess,
@@ -124,7 +125,7 @@ interface Echoed {
   app: string;
   method: string;
   path: string;
-  headers: Record<string, string | string[]>;
+  headers: http.IncomingHttpHeaders;
 }
 
 async function freePort(): Promise<number> {
@@ -221,22 +222,23 @@ describe("waypoint: steering, L7 policy, routing and identity end to end", () =>
     }
   }
 
+  const seen: Record<string, Echoed[]> = {};
+
   function echoServer(app: string, ip: string, onRequest?: (req: http.IncomingMessage) => number): void {
     const srv = http.createServer((req, res) => {
+      if (req.url?.startsWith("/reset")) return void req.socket.destroy();
       const status = onRequest?.(req) ?? 200;
       const chunks: Buffer[] = [];
       req.on("data", (c: Buffer) => chunks.push(c));
       req.on("end", () => {
-        res.writeHead(status, { "content-type": "application/json", "x-app": app });
-        res.end(
-          JSON.stringify({
-            app,
-            method: req.method,
-            path: req.url,
-            headers: req.headers,
-            body: Buffer.concat(chunks).toString("utf8"),
-          }),
-        );
+        const echoed = { app, method: req.method ?? "", path: req.url ?? "", headers: req.headers };
+        (seen[app] ??= []).push(echoed);
+        const reply = (): void => {
+          res.writeHead(status, { "content-type": "application/json", "x-app": app });
+          res.end(JSON.stringify({ ...echoed, body: Buffer.concat(chunks).toString("utf8") }));
+        };
+        if (req.url?.startsWith("/slow")) setTimeout(reply, 3_000);
+        else reply();
       });
     });
     servers.push(srv);
@@ -323,6 +325,259 @@ describe("waypoint: steering, L7 policy, routing and identity end to end", () =>
     } finally {
       fwd.close();
     }
+  });
+
+  const ROUTES = `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: echo-routes, namespace: shop }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: echo, port: 80 }]
+  rules:
+    - matches: [{ path: { type: PathPrefix, value: /v2 } }, { headers: [{ name: x-version, value: v2 }] }]
+      backendRefs: [{ name: echo-v2, port: 80 }]
+    - matches: [{ path: { type: PathPrefix, value: /split } }]
+      backendRefs: [{ name: echo, port: 80, weight: 90 }, { name: echo-v2, port: 80, weight: 10 }]
+    - matches: [{ path: { type: PathPrefix, value: /headers } }]
+      filters:
+        - type: RequestHeaderModifier
+          requestHeaderModifier:
+            set: [{ name: x-set, value: "yes" }]
+            add: [{ name: x-added, value: one }]
+            remove: [x-remove-me]
+        - type: ResponseHeaderModifier
+          responseHeaderModifier: { set: [{ name: x-resp, value: set }], remove: [x-app] }
+      backendRefs: [{ name: echo, port: 80 }]
+    - matches: [{ path: { type: PathPrefix, value: /old } }]
+      filters:
+        - type: RequestRedirect
+          requestRedirect: { path: { type: ReplacePrefixMatch, replacePrefixMatch: /new }, statusCode: 301 }
+    - matches: [{ path: { type: PathPrefix, value: /api } }]
+      filters:
+        - type: URLRewrite
+          urlRewrite: { hostname: api.internal, path: { type: ReplacePrefixMatch, replacePrefixMatch: /v1/api } }
+      backendRefs: [{ name: echo, port: 80 }]
+    - matches: [{ path: { type: PathPrefix, value: /mirror } }]
+      filters: [{ type: RequestMirror, requestMirror: { backendRef: { name: echo-v2, port: 80 } } }]
+      backendRefs: [{ name: echo, port: 80 }]
+    - matches: [{ path: { type: PathPrefix, value: /slow } }]
+      timeouts: { request: 500ms }
+      backendRefs: [{ name: echo, port: 80 }]
+    - matches: [{ path: { type: PathPrefix, value: / } }]
+      backendRefs: [{ name: echo, port: 80 }]
+`;
+
+  test("HTTPRoute: path and header matches, header modifiers, redirect, rewrite, mirror, timeout", async () => {
+    await apply(ROUTES, "routes");
+    await eventually(async () => (await curlJson(`http://${VIP}/v2/x`)).app === "echo-v2", "routes pushed");
+    assert.equal((await curlJson(`http://${VIP}/any`, ["-H", "x-version: v2"])).app, "echo-v2");
+    assert.equal((await curlJson(`http://${VIP}/any`, ["-H", "x-version: v3"])).app, "echo");
+
+    const h = await curl(`http://${VIP}/headers`, ["-H", "x-remove-me: 1", "-H", "x-added: zero"]);
+    assert.equal(h.status, 200);
+    const echoed = JSON.parse(h.body) as Echoed;
+    assert.equal(echoed.headers["x-set"], "yes");
+    assert.equal(echoed.headers["x-added"], "zero, one");
+    assert.equal(echoed.headers["x-remove-me"], undefined);
+    assert.match(h.headers, /^x-resp: set$/im);
+    assert.doesNotMatch(h.headers, /^x-app:/im);
+
+    const redirect = await curl(`http://${VIP}/old/page?q=1`);
+    assert.equal(redirect.status, 301);
+    assert.match(
+      redirect.headers,
+      new RegExp(`^location: http://${VIP.replace(/\./g, "\\.")}/new/page\\?q=1\r?$`, "im"),
+    );
+
+    const rewritten = await curlJson(`http://${VIP}/api/items?id=7`);
+    assert.equal(rewritten.path, "/v1/api/items?id=7");
+    assert.equal(rewritten.headers["host"], "api.internal");
+
+    const before = (seen["echo-v2"] ?? []).length;
+    assert.equal((await curlJson(`http://${VIP}/mirror/me`)).app, "echo");
+    await until(() => (seen["echo-v2"] ?? []).slice(before).some((r) => r.path === "/mirror/me"));
+    const copy = (seen["echo-v2"] ?? []).slice(before).find((r) => r.path === "/mirror/me");
+    assert.equal(copy?.headers["host"], `${VIP}-shadow`);
+
+    const t0 = Date.now();
+    const slow = await curl(`http://${VIP}/slow`);
+    assert.equal(slow.status, 504);
+    assert.equal(slow.body, "upstream request timeout");
+    assert.ok(Date.now() - t0 < 2_500, `timeout fired after ${Date.now() - t0} ms`);
+    await until(() => wp.accessLog().some((l) => l.path === "/slow" && String(l.flags).includes("UT")));
+  });
+
+  test("a 90/10 weighted split stays within ±5% over 2,000 requests (h2load)", async () => {
+    await apply(ROUTES, "routes");
+    await eventually(async () => (await curlJson(`http://${VIP}/v2/x`)).app === "echo-v2", "routes pushed");
+    const fwd = await socksForwarder({ host: CLIENT_IP, port: 15001 }, { ip: VIP, port: 80 }, CLIENT_IP);
+    const v1 = (seen["echo"] ?? []).length;
+    const v2 = (seen["echo-v2"] ?? []).length;
+    try {
+      const { stdout } = await run(
+        "h2load",
+        ["-n", "2000", "-c", "4", "-m", "16", `http://127.0.0.1:${fwd.port}/split`],
+        {
+          timeout: 120_000,
+        },
+      );
+      assert.match(stdout, /2000 succeeded/, stdout);
+    } finally {
+      fwd.close();
+    }
+    const a = (seen["echo"] ?? []).slice(v1).filter((r) => r.path === "/split").length;
+    const b = (seen["echo-v2"] ?? []).slice(v2).filter((r) => r.path === "/split").length;
+    assert.equal(a + b, 2000);
+    const share = b / 2000;
+    assert.ok(share > 0.05 && share < 0.15, `echo-v2 got ${(share * 100).toFixed(1)}%`);
+  });
+
+  test("VirtualService retries turn a backend failing every other request into successes", async () => {
+    // Without a retry policy on 5xx (Istio's default retries no status codes) half fail.
+    let failed = 0;
+    for (let i = 0; i < 10; i++) if ((await curl(`http://${FLAKY_VIP}/try`)).status === 503) failed++;
+    assert.ok(failed >= 4 && failed <= 6, `${failed} of 10 failed`);
+    const vs = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: flaky, namespace: shop }
+spec:
+  hosts: [flaky.shop.svc.cluster.local]
+  http:
+    - retries: { attempts: 2, perTryTimeout: 2s, retryOn: 5xx }
+      route: [{ destination: { host: flaky.shop.svc.cluster.local } }]
+`;
+    await apply(vs, "flaky-vs");
+    try {
+      await eventually(async () => {
+        for (let i = 0; i < 4; i++) if ((await curl(`http://${FLAKY_VIP}/try`)).status !== 200) return false;
+        return true;
+      }, "retry policy pushed");
+      for (let i = 0; i < 20; i++) assert.equal((await curl(`http://${FLAKY_VIP}/try`)).status, 200);
+      const m = await wp.metrics();
+      assert.ok(
+        counter(m, "istio_requests_total", {
+          destination_service: "flaky.shop.svc.cluster.local",
+          response_code: "200",
+        }) >= 20,
+      );
+    } finally {
+      await remove(vs, "flaky-vs");
+    }
+  });
+
+  test("VirtualService fault injection: aborts and delays at the configured rate", async () => {
+    const vs = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: echo-v2-faults, namespace: shop }
+spec:
+  hosts: [echo-v2]
+  http:
+    - fault:
+        abort: { httpStatus: 418, percentage: { value: 30 } }
+        delay: { fixedDelay: 100ms, percentage: { value: 50 } }
+      route: [{ destination: { host: echo-v2 } }]
+`;
+    await apply(vs, "faults");
+    try {
+      await eventually(async () => {
+        for (let i = 0; i < 20; i++) if ((await curl(`http://${VIP2}/f`)).status === 418) return true;
+        return false;
+      }, "fault policy pushed");
+      const mark = wp.accessLog().length;
+      const fwd = await socksForwarder({ host: CLIENT_IP, port: 15001 }, { ip: VIP2, port: 80 }, CLIENT_IP);
+      let stdout: string;
+      try {
+        ({ stdout } = await run(
+          "h2load",
+          ["-n", "200", "-c", "4", "-m", "4", `http://127.0.0.1:${fwd.port}/fault`],
+          {
+            timeout: 60_000,
+          },
+        ));
+      } finally {
+        fwd.close();
+      }
+      const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(stdout);
+      assert.ok(codes, stdout);
+      const aborted = Number(codes[3]);
+      assert.equal(Number(codes[1]) + aborted, 200, stdout);
+      assert.ok(aborted >= 40 && aborted <= 80, `${aborted} of 200 aborted (30% configured)`);
+      await until(
+        () =>
+          wp
+            .accessLog()
+            .slice(mark)
+            .filter((l) => l.path === "/fault").length === 200,
+      );
+      const lines = wp
+        .accessLog()
+        .slice(mark)
+        .filter((l) => l.path === "/fault");
+      const delayed = lines.filter((l) => String(l.flags).includes("DI"));
+      assert.ok(
+        delayed.length >= 70 && delayed.length <= 130,
+        `${delayed.length} of 200 delayed (50% configured)`,
+      );
+      for (const l of delayed)
+        assert.ok(Number(l.duration_ms) >= 95, `delayed request took ${String(l.duration_ms)} ms`);
+    } finally {
+      await remove(vs, "faults");
+    }
+  });
+
+  test("AuthorizationPolicy at L7 (targetRefs Service): DENY by path, the rest allowed; AUDIT logged", async () => {
+    const policy = `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: no-admin, namespace: shop }
+spec:
+  targetRefs: [{ kind: Service, group: "", name: echo }]
+  action: DENY
+  rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }]
+`;
+    await apply(policy, "no-admin");
+    try {
+      await eventually(async () => (await curl(`http://${VIP}/admin/x`)).status === 403, "policy pushed");
+      const denied = await curl(`http://${VIP}/admin/users`);
+      assert.equal(denied.status, 403);
+      assert.equal(denied.body, "RBAC: access denied");
+      assert.equal((await curl(`http://${VIP}/public`)).status, 200);
+      await until(() =>
+        wp
+          .accessLog()
+          .some((l) => l.path === "/admin/users" && l.decision === "DENY" && l.policy === "shop/no-admin"),
+      );
+    } finally {
+      await remove(policy, "no-admin");
+    }
+  });
+
+  test("bad input: malformed HTTP → 400, oversized headers → 431, upstream reset → 503 UC; the waypoint keeps serving", async () => {
+    const raw = async (text: string): Promise<string> => {
+      const c = await socksConnect({ host: CLIENT_IP, port: 15001 }, { ip: VIP, port: 80 }, CLIENT_IP);
+      assert.ok(c.ok);
+      return new Promise((resolve) => {
+        let got = "";
+        c.socket.on("data", (d: Buffer) => (got += d.toString("latin1")));
+        c.socket.on("close", () => resolve(got));
+        c.socket.on("error", () => resolve(got));
+        c.socket.write(text);
+        setTimeout(() => c.socket.destroy(), 5_000);
+      });
+    };
+    assert.match(await raw("GET / HTTP/1.1\r\nHost: x\r\nthis is not a header\r\n\r\n"), /^HTTP\/1\.1 400 /);
+    const big = await curl(`http://${VIP}/big`, ["-H", `x-big: ${"a".repeat(70 * 1024)}`]);
+    assert.equal(big.status, 431);
+    const reset = await curl(`http://${VIP}/reset`);
+    assert.equal(reset.status, 503);
+    assert.match(reset.body, /reset before headers/);
+    await until(() => wp.accessLog().some((l) => l.path === "/reset" && String(l.flags).includes("UC")));
+    const m = await wp.metrics();
+    assert.ok(counter(m, "ambit_waypoint_refused_total", { reason: "bad_request" }) >= 1, m);
+    assert.ok(counter(m, "ambit_waypoint_refused_total", { reason: "headers_too_large" }) >= 1, m);
+    assert.equal((await curl(`http://${VIP}/still-fine`)).status, 200);
   });
 
   test("an L4 policy on the backend that admits only the waypoint blocks callers that bypass it", async () => {
