@@ -6,15 +6,15 @@
 // - RANDOM: uniform.
 // - LEAST_REQUEST: Envoy's power of two choices (equal weights) — two random picks (with
 //   replacement), the one with fewer requests in flight; ties go to the first.
-// - RING_HASH: a ketama-style ring of xxHash64("endpoint_i") points, ceil(minimumRingSize / n)
-//   per endpoint; a key goes to the first point at or after xxHash64(key), wrapping. Removing an
-//   endpoint remaps only the keys it owned.
+// - RING_HASH: a ketama-style ring of xxHash64("endpoint_i") points, minimumRingSize per
+//   endpoint (Envoy: ceil(ringSize / n), see buildRing); a key goes to the first point at or after
+//   xxHash64(key), wrapping. Removing an endpoint remaps only the keys it owned.
 // - MAGLEV: Envoy's Maglev table (offset = xxHash64(endpoint) mod M, skip = xxHash64(endpoint,
 //   seed 1) mod (M-1) + 1, table filled round-robin by permutation); a key goes to
 //   table[xxHash64(key) mod M].
 // - PASSTHROUGH: the original destination the caller asked for, when it is among the endpoints.
 // With no hash key (header absent...), hash balancers use a random point, as Envoy does.
-import type { ClusterPolicy, HashPolicy } from "./policy.js";
+import { MAX_RING_SIZE, type ClusterPolicy, type HashPolicy } from "./policy.js";
 import { xxhash64, xxhash64Hex } from "./xxhash.js";
 
 export interface PickContext {
@@ -100,32 +100,63 @@ class Passthrough implements Balancer {
 }
 
 interface Ring {
-  points: bigint[];
+  /** Ring positions: the top 52 bits of xxHash64, exact as doubles. */
+  points: Float64Array;
   owners: string[];
 }
 
-/** A ketama-style ring: sorted points, each owned by an endpoint. */
-export function buildRing(endpoints: readonly string[], minimumRingSize: number): Ring {
-  const unique = [...new Set(endpoints)];
-  if (unique.length === 0) return { points: [], owners: [] };
-  const perHost = Math.ceil(minimumRingSize / unique.length);
-  const entries: { p: bigint; owner: string }[] = [];
+/** A ring position: the top 52 bits of a 64-bit hash (exactly representable as a number). */
+function position(h: bigint): number {
+  return Number(h >> 12n);
+}
+
+/** Points per endpoint: fixed by minimumRingSize (the ring holds n × that, capped at 8M). */
+export function ringPointsPerEndpoint(minimumRingSize: number, endpointCount: number): number {
+  return Math.max(1, Math.min(minimumRingSize, Math.floor(MAX_RING_SIZE / Math.max(1, endpointCount))));
+}
+
+function endpointPoints(endpoint: string, count: number): number[] {
+  const out = new Array<number>(count);
+  for (let i = 0; i < count; i++) out[i] = position(xxhash64(`${endpoint}_${i}`));
+  return out;
+}
+
+/**
+ * A ketama-style ring: sorted points, each owned by an endpoint. Every endpoint gets the same
+ * number of points whatever the set's size, so removing one remaps only its keys (Envoy derives
+ * the count from the ring size and the number of hosts, which also moves a few keys between the
+ * remaining hosts). `cache` keeps each endpoint's points across rebuilds.
+ */
+export function buildRing(
+  endpoints: readonly string[],
+  minimumRingSize: number,
+  cache: Map<string, number[]> = new Map(),
+): Ring {
+  const unique = [...new Set(endpoints)].sort();
+  const perHost = ringPointsPerEndpoint(minimumRingSize, unique.length);
+  const entries: { p: number; owner: string }[] = [];
   for (const e of unique) {
-    for (let i = 0; i < perHost; i++) entries.push({ p: xxhash64(`${e}_${i}`), owner: e });
+    let pts = cache.get(e);
+    if (!pts || pts.length !== perHost) {
+      pts = endpointPoints(e, perHost);
+      cache.set(e, pts);
+    }
+    for (const p of pts) entries.push({ p, owner: e });
   }
   // Ties (vanishingly rare) broken by owner so the ring does not depend on input order.
-  entries.sort((a, b) => (a.p < b.p ? -1 : a.p > b.p ? 1 : a.owner < b.owner ? -1 : 1));
-  return { points: entries.map((x) => x.p), owners: entries.map((x) => x.owner) };
+  entries.sort((a, b) => a.p - b.p || (a.owner < b.owner ? -1 : a.owner > b.owner ? 1 : 0));
+  return { points: Float64Array.from(entries, (x) => x.p), owners: entries.map((x) => x.owner) };
 }
 
 export function ringLookup(ring: Ring, hash: bigint): string | null {
   const n = ring.points.length;
   if (n === 0) return null;
+  const h = position(hash);
   let lo = 0;
   let hi = n;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if ((ring.points[mid] ?? 0n) < hash) lo = mid + 1;
+    if ((ring.points[mid] ?? 0) < h) lo = mid + 1;
     else hi = mid;
   }
   return ring.owners[lo === n ? 0 : lo] ?? null;
@@ -134,11 +165,16 @@ export function ringLookup(ring: Ring, hash: bigint): string | null {
 class RingHash implements Balancer {
   readonly kind = "RING_HASH" as const;
   private cache: { key: string; ring: Ring } | null = null;
+  private readonly points = new Map<string, number[]>();
   constructor(private readonly hash: HashPolicy) {}
   pick(endpoints: readonly string[], ctx: PickContext): string | null {
     if (endpoints.length === 0) return null;
     const key = setKey(endpoints);
-    if (this.cache?.key !== key) this.cache = { key, ring: buildRing(endpoints, this.hash.minimumRingSize) };
+    if (this.cache?.key !== key) {
+      const present = new Set(endpoints);
+      for (const e of [...this.points.keys()]) if (!present.has(e)) this.points.delete(e);
+      this.cache = { key, ring: buildRing(endpoints, this.hash.minimumRingSize, this.points) };
+    }
     const h = ctx.hashKey === null ? randomHash(ctx.random) : xxhash64(ctx.hashKey);
     return ringLookup(this.cache.ring, h);
   }
