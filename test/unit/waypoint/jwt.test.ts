@@ -397,6 +397,25 @@ describe("token locations", () => {
     assert.deepEqual(await run(f, r), { action: "continue" });
     assert.deepEqual(r.headers.get("authorization"), [`Bearer ${token}`]);
   });
+  test("a token is checked only by rules of its issuer that look where it was found", async () => {
+    const other = "https://other.example";
+    const f = filter([
+      ra("two", {
+        targetRefs: toWaypoint,
+        jwtRules: [
+          { issuer: ISSUER, jwks: jwks(es), fromHeaders: [{ name: "x-a" }] },
+          { issuer: other, jwks: jwks(rs) },
+        ],
+      }),
+    ]);
+    const r = req({ headers: { "x-a": await sign(es) } });
+    assert.deepEqual(await run(f, r), { action: "continue" });
+    assert.equal(r.jwt?.iss, ISSUER);
+    const misplaced = req({ headers: { authorization: `Bearer ${await sign(es)}` } });
+    assertRejected(await run(f, misplaced), "jwt_issuer_unknown");
+    const r2 = req({ headers: { authorization: `Bearer ${await sign(rs, { iss: other })}` } });
+    assert.deepEqual(await run(f, r2), { action: "continue" });
+  });
 });
 
 describe("output headers", () => {
@@ -447,6 +466,16 @@ describe("output headers", () => {
     assert.deepEqual(r.headers.get("x-team"), ["payments"]);
     assert.equal(r.headers.has("x-org"), false);
     assert.equal(r.headers.has("x-missing"), false);
+  });
+
+  test("a claim that would break the header line is not copied", async () => {
+    const f = filter([inline({ outputClaimToHeaders: [{ header: "x-name", claim: "name" }] })]);
+    const r = req({
+      headers: { authorization: `Bearer ${await sign(es, { extra: { name: "a\r\nx-admin: 1" } })}` },
+    });
+    assert.deepEqual(await run(f, r), { action: "continue" });
+    assert.equal(r.headers.has("x-name"), false);
+    assert.equal(r.headers.has("x-admin"), false);
   });
 });
 
@@ -604,6 +633,21 @@ describe("jwksUri", () => {
     assertRejected(await run(f, await bearer(es)), "jwt_invalid");
     assert.equal(state.fetches, 2);
     assert.deepEqual(await run(f, await bearer(rs)), { action: "continue" });
+    assert.equal(state.fetches, 2);
+    clock = T0;
+  });
+
+  test("concurrent requests share one fetch", async () => {
+    clock = T0;
+    reset("ok");
+    const f = filter([remote()], { refreshMs: 60_000 });
+    const reqs = await Promise.all([1, 2, 3, 4, 5].map(() => bearer(es)));
+    const outs = await Promise.all(reqs.map((r) => run(f, r)));
+    for (const o of outs) assert.deepEqual(o, { action: "continue" });
+    assert.equal(state.fetches, 1);
+    clock = T0 + 60_000;
+    const again = await Promise.all([1, 2, 3].map(async () => run(f, await bearer(es))));
+    for (const o of again) assert.deepEqual(o, { action: "continue" });
     assert.equal(state.fetches, 2);
     clock = T0;
   });
