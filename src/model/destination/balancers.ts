@@ -212,7 +212,8 @@ class Maglev implements Balancer {
   pick(endpoints: readonly string[], ctx: PickContext): string | null {
     if (endpoints.length === 0) return null;
     const key = setKey(endpoints);
-    if (this.cache?.key !== key) this.cache = { key, table: buildMaglevTable(endpoints, this.hash.tableSize) };
+    if (this.cache?.key !== key)
+      this.cache = { key, table: buildMaglevTable(endpoints, this.hash.tableSize) };
     const h = ctx.hashKey === null ? randomHash(ctx.random) : xxhash64(ctx.hashKey);
     return this.cache.table[Number(h % BigInt(this.cache.table.length))] ?? null;
   }
@@ -250,7 +251,10 @@ export interface HashKey {
 }
 
 /** The value of a cookie in the request's Cookie headers. */
-export function cookieValue(headers: ReadonlyMap<string, readonly string[]>, name: string): string | undefined {
+export function cookieValue(
+  headers: ReadonlyMap<string, readonly string[]>,
+  name: string,
+): string | undefined {
   for (const line of headers.get("cookie") ?? []) {
     for (const part of line.split(";")) {
       const eq = part.indexOf("=");

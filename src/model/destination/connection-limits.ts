@@ -10,7 +10,8 @@
 // with response flag UO and body OVERFLOW_BODY.
 import { DEFAULT_CONNECTION_POOL, type ConnectionPoolPolicy } from "./policy.js";
 
-export const OVERFLOW_BODY = "upstream connect error or disconnect/reset before headers. reset reason: overflow";
+export const OVERFLOW_BODY =
+  "upstream connect error or disconnect/reset before headers. reset reason: overflow";
 export const OVERFLOW_FLAG = "UO";
 
 export type Release = () => void;

@@ -151,7 +151,11 @@ export function findDestinationRule(
   return r ? { id: r.id, namespace: r.namespace, host: r.host } : undefined;
 }
 
-function lookupRule(index: DestinationIndex, host: string, clientNamespace: string): CompiledRule | undefined {
+function lookupRule(
+  index: DestinationIndex,
+  host: string,
+  clientNamespace: string,
+): CompiledRule | undefined {
   // 1. The client's own namespace: its rules apply to it whatever their exportTo.
   const local = findIn(index, clientNamespace, host, null);
   if (local) return local;

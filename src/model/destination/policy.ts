@@ -126,7 +126,9 @@ export const DEFAULT_OUTLIER: Readonly<OutlierPolicy> = Object.freeze({
 /** Istio's LB when a rule sets none. */
 export const DEFAULT_LB: LbPolicy = { kind: "LEAST_REQUEST" };
 
-function hashKeyOf(h: NonNullable<NonNullable<TrafficPolicy["loadBalancer"]>["consistentHash"]>): HashKeySource {
+function hashKeyOf(
+  h: NonNullable<NonNullable<TrafficPolicy["loadBalancer"]>["consistentHash"]>,
+): HashKeySource {
   if (h.httpHeaderName !== undefined) return { kind: "header", name: h.httpHeaderName.toLowerCase() };
   if (h.httpCookie !== undefined) {
     const c = h.httpCookie;
@@ -139,7 +141,8 @@ function hashKeyOf(h: NonNullable<NonNullable<TrafficPolicy["loadBalancer"]>["co
     };
   }
   if (h.useSourceIp) return { kind: "sourceIp" };
-  if (h.httpQueryParameterName !== undefined) return { kind: "queryParameter", name: h.httpQueryParameterName };
+  if (h.httpQueryParameterName !== undefined)
+    return { kind: "queryParameter", name: h.httpQueryParameterName };
   return { kind: "none" };
 }
 

@@ -31,7 +31,9 @@ function read64(b: Uint8Array, i: number): bigint {
 }
 
 function read32(b: Uint8Array, i: number): bigint {
-  return BigInt(((b[i] ?? 0) | ((b[i + 1] ?? 0) << 8) | ((b[i + 2] ?? 0) << 16) | ((b[i + 3] ?? 0) << 24)) >>> 0);
+  return BigInt(
+    ((b[i] ?? 0) | ((b[i + 1] ?? 0) << 8) | ((b[i + 2] ?? 0) << 16) | ((b[i + 3] ?? 0) << 24)) >>> 0,
+  );
 }
 
 export function xxhash64(input: string | Uint8Array, seed = 0n): bigint {

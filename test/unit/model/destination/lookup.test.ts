@@ -134,7 +134,9 @@ describe("host matching", () => {
   });
 
   test("rules with a workloadSelector are not used by the waypoint", () => {
-    const idx2 = indexOf(dr("default", "sel", "reviews", `  workloadSelector: {matchLabels: {app: x}}\n` + LB("RANDOM")));
+    const idx2 = indexOf(
+      dr("default", "sel", "reviews", `  workloadSelector: {matchLabels: {app: x}}\n` + LB("RANDOM")),
+    );
     assert.equal(findDestinationRule(idx2, REVIEWS, "default"), undefined);
   });
 
@@ -186,7 +188,12 @@ describe("policy merge: port-level settings and subsets", () => {
     ),
   );
   const q = (port: number, subset?: string) =>
-    resolveDestination(idx, { host: REVIEWS, clientNamespace: "default", port, ...(subset ? { subset } : {}) });
+    resolveDestination(idx, {
+      host: REVIEWS,
+      clientNamespace: "default",
+      port,
+      ...(subset ? { subset } : {}),
+    });
 
   test("top level for a port without settings", () => {
     const p = q(9080);
@@ -244,13 +251,17 @@ describe("policy merge: port-level settings and subsets", () => {
   });
 
   test("matchesSubset: every subset label must be on the endpoint", () => {
-    assert.ok(matchesSubset({ version: "v2", track: "stable", app: "r" }, { version: "v2", track: "stable" }));
+    assert.ok(
+      matchesSubset({ version: "v2", track: "stable", app: "r" }, { version: "v2", track: "stable" }),
+    );
     assert.ok(!matchesSubset({ version: "v2" }, { version: "v2", track: "stable" }));
     assert.ok(matchesSubset({ version: "v2" }, undefined));
   });
 
   test("client TLS settings come through", () => {
-    const idx2 = indexOf(dr("default", "tls", "reviews", `  trafficPolicy: {tls: {mode: SIMPLE, sni: r.example}}\n`));
+    const idx2 = indexOf(
+      dr("default", "tls", "reviews", `  trafficPolicy: {tls: {mode: SIMPLE, sni: r.example}}\n`),
+    );
     const p = resolveDestination(idx2, { host: REVIEWS, clientNamespace: "default", port: 1 });
     assert.equal(p.tls?.mode, "SIMPLE");
     assert.equal(p.tls?.sni, "r.example");

@@ -22,7 +22,11 @@ ${trafficPolicy
   .map((l) => `    ${l}`)
   .join("\n")}
 `);
-  return resolveDestination(idx, { host: "reviews.default.svc.cluster.local", clientNamespace: "default", port: 80 });
+  return resolveDestination(idx, {
+    host: "reviews.default.svc.cluster.local",
+    clientNamespace: "default",
+    port: 80,
+  });
 }
 
 describe("defaults", () => {
@@ -135,9 +139,12 @@ describe("field mapping", () => {
   });
 
   test("consistentHash with maglev", () => {
-    assert.deepEqual(policyOf("loadBalancer: {consistentHash: {useSourceIp: true, maglev: {tableSize: 251}}}").lb, {
-      kind: "MAGLEV",
-      hash: { key: { kind: "sourceIp" }, minimumRingSize: 1024, tableSize: 251 },
-    });
+    assert.deepEqual(
+      policyOf("loadBalancer: {consistentHash: {useSourceIp: true, maglev: {tableSize: 251}}}").lb,
+      {
+        kind: "MAGLEV",
+        hash: { key: { kind: "sourceIp" }, minimumRingSize: 1024, tableSize: 251 },
+      },
+    );
   });
 });
