@@ -85,7 +85,7 @@ const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const HOST_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 /** Go-style durations as Istio accepts them: "0.5s", "250ms", "1m30s"; protobuf JSON's "1.5s" included. */
-const DURATION = /^(\d+(?:\.\d+)?|\.\d+)(h|m|s|ms|us|µs|ns)/;
+const DURATION = /^(\d+(?:\.\d+)?|\.\d+)(ms|us|µs|ns|h|m|s)/;
 const UNIT_MS: Record<string, number> = {
   h: 3_600_000,
   m: 60_000,
