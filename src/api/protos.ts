@@ -24,11 +24,19 @@ export const XDS_PROTO_FILES = [
   "ambit/v1/waypoint.proto",
 ] as const;
 
-const PROTO_FILES = ["istio/security/ca.proto", "ambit/v1/node.proto", ...XDS_PROTO_FILES];
+/** Envoy's external authorization check service, the waypoint's CUSTOM authorization client. */
+export const EXT_AUTHZ_PROTO_FILES = ["envoy/service/auth/v3/external_auth.proto"] as const;
+
+const PROTO_FILES = [
+  "istio/security/ca.proto",
+  "ambit/v1/node.proto",
+  ...XDS_PROTO_FILES,
+  ...EXT_AUTHZ_PROTO_FILES,
+];
 
 let cached: grpc.GrpcObject | undefined;
 
-/** Every Ambit proto (CA, enrolment, Delta xDS and its resource types), loaded once. */
+/** Every Ambit proto (CA, enrolment, Delta xDS and its resource types, ext_authz), loaded once. */
 export function loadProtos(): grpc.GrpcObject {
   if (!cached) {
     const def = protoLoader.loadSync(PROTO_FILES, LOADER_OPTIONS);
@@ -120,4 +128,11 @@ export const ADS_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryServic
 /** The AggregatedDiscoveryService constructor (DeltaAggregatedResources only). */
 export function adsServiceClient(): grpc.ServiceClientConstructor {
   return lookup(ADS_SERVICE);
+}
+
+export const EXT_AUTHZ_SERVICE = "envoy.service.auth.v3.Authorization";
+
+/** The ext_authz Authorization constructor (Check); its `.service` serves test authorizers. */
+export function extAuthzServiceClient(): grpc.ServiceClientConstructor {
+  return lookup(EXT_AUTHZ_SERVICE);
 }
