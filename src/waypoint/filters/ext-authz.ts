@@ -297,7 +297,7 @@ export class ExtAuthzClient {
           else reject(new Error(`${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
           return;
         }
-        resolve(grpcOutcome((res ?? {})));
+        resolve(grpcOutcome(res ?? {}));
       });
     });
   }
