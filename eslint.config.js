@@ -13,6 +13,7 @@ export default tseslint.config(
       "bin/**",
       // The demo's sample apps: plain Node programs standing in for users' applications.
       "demo/apps/**",
+      "test/fixtures/apps/**",
       "eslint.config.js",
     ],
   },

@@ -51,6 +51,8 @@ export interface LabState {
   nodes: LabNode[];
   pods: LabPod[];
   namespaces: string[];
+  /** Waypoint Gateways ("namespace/name") the lab runs a pod for → their Service's VIP. */
+  waypoints?: Record<string, string>;
 }
 
 export function labDir(): string {
@@ -88,6 +90,8 @@ function mustState(): LabState {
 async function saveState(s: LabState): Promise<void> {
   await writeFileAtomic(statePath(s.dir), JSON.stringify(s, null, 2));
 }
+
+export const saveLabState = saveState;
 
 /** Runs an `ambit` admin command against the lab's control plane (inside the underlay netns). */
 export function controlPlaneCli(s: LabState, args: readonly string[], input?: string): Promise<string> {
@@ -297,6 +301,8 @@ export async function labUp(nodes: number, say: (line: string) => void): Promise
     for (const b of s.nodes) {
       if (a !== b) await nsExec(a.netns, ["ip", "route", "add", b.podCIDR, "via", b.ip]);
     }
+    // Pods outside capture (waypoints) talk to the control plane themselves: route replies back.
+    await nsExec(UNDERLAY_NETNS, ["ip", "route", "add", a.podCIDR, "via", a.ip]);
   }
   for (const node of s.nodes) {
     const token = (await controlPlaneCli(s, ["join-token", "create", "--node", node.name])).trim();
@@ -362,6 +368,8 @@ export interface RunPodOptions {
   node?: string;
   mesh: boolean;
   command: readonly string[];
+  /** The command, when it depends on the pod (its node, its address); replaces `command`. */
+  commandFor?: (pod: LabPod) => string[];
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -378,7 +386,7 @@ export async function labRun(o: RunPodOptions, say: (line: string) => void): Pro
     if (!DNS_LABEL.test(v) || v.length > 40)
       throw new AmbitError("AMBIT_E_USAGE", `${what}: "${v}" is not a DNS label of at most 40 characters`);
   }
-  if (o.command.length === 0)
+  if (o.command.length === 0 && !o.commandFor)
     throw new AmbitError("AMBIT_E_USAGE", "nothing to run: put the command after --");
   if (s.pods.some((p) => p.name === o.name && p.namespace === o.namespace)) {
     throw new AmbitError("AMBIT_E_LAB", `pod ${o.namespace}/${o.name} already exists`);
@@ -392,7 +400,12 @@ export async function labRun(o: RunPodOptions, say: (line: string) => void): Pro
     );
   if (!alive(node.pid)) throw new AmbitError("AMBIT_E_LAB", `node proxy ${node.name} is not running`);
 
-  if (!s.namespaces.includes(o.namespace)) {
+  // A namespace the user already applied (labels such as istio.io/use-waypoint) is kept as it is.
+  const applied = await controlPlaneCli(s, ["get", "namespace", o.namespace, "-o", "json"]).then(
+    () => true,
+    () => false,
+  );
+  if (!s.namespaces.includes(o.namespace) && !applied) {
     await applyDocs(s, `namespace-${o.namespace}`, [
       {
         apiVersion: "v1",
@@ -400,6 +413,8 @@ export async function labRun(o: RunPodOptions, say: (line: string) => void): Pro
         metadata: { name: o.namespace, labels: { "istio.io/dataplane-mode": "ambient" } },
       },
     ]);
+  }
+  if (!s.namespaces.includes(o.namespace)) {
     s.namespaces.push(o.namespace);
     await saveState(s);
   }
@@ -443,12 +458,26 @@ export async function labRun(o: RunPodOptions, say: (line: string) => void): Pro
   await saveState(s);
   // The runtime reports the pod's address once CNI is done, as the kubelet does.
   await applyDocs(s, `pod-${o.namespace}-${o.name}`, [podDoc(ip)]);
-  pod.pid = spawnDetached(netns, ["sh", "-c", 'exec "$@"', "sh", ...o.command], pod.log);
+  const argv = o.commandFor ? o.commandFor(pod) : ["sh", "-c", 'exec "$@"', "sh", ...o.command];
+  pod.pid = spawnDetached(netns, argv, pod.log);
   await saveState(s);
   say(
     `pod ${o.namespace}/${o.name} on ${node.name}: ${ip}, netns ${netns}, ${o.mesh ? "in the mesh" : "outside the mesh"}; log ${pod.log}`,
   );
   return pod;
+}
+
+/** Removes one pod: its process, its network (CNI DEL), its netns and its resource. */
+export async function labRemovePod(pod: LabPod): Promise<void> {
+  const s = mustState();
+  await stopProcesses([pod.pid]);
+  const node = s.nodes.find((n) => n.name === pod.node) ?? s.nodes[0];
+  if (node) await cniDel(invocation(s, pod), confList(s.dir, node)).catch(() => undefined);
+  await sh("ip", ["netns", "del", pod.netns]).catch(() => undefined);
+  rmSync(join("/etc/netns", pod.netns), { recursive: true, force: true });
+  s.pods = s.pods.filter((p) => !(p.name === pod.name && p.namespace === pod.namespace));
+  await saveState(s);
+  await controlPlaneCli(s, ["delete", "pod", pod.name, "-n", pod.namespace, "--ignore-not-found"]);
 }
 
 async function applyDocs(s: LabState, file: string, docs: readonly Record<string, unknown>[]): Promise<void> {

@@ -4,7 +4,6 @@ import type { Command } from "commander";
 import { AmbitError } from "../../core/errors.js";
 import {
   findPod,
-  labApply,
   labDown,
   labLogs,
   labRestartNode,
@@ -94,10 +93,13 @@ export function registerLab(program: Command, io: Io, setExit: (code: number) =>
 
   lab
     .command("apply")
-    .description("apply resource files to the lab's control plane")
+    .description(
+      "apply resource files to the lab's control plane; a waypoint Gateway (class istio-waypoint) also gets its pod",
+    )
     .requiredOption("-f, --filename <path>", "file or directory (repeatable; - for stdin)", collect, [])
     .action(async (opts: { filename: string[] }) => {
-      io.out((await labApply(opts.filename)).trimEnd());
+      const { labApplyWithWaypoints } = await import("../../lab/waypoints.js");
+      await labApplyWithWaypoints(opts.filename, say);
       setExit(0);
     });
 

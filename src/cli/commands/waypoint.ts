@@ -169,8 +169,8 @@ export function registerWaypoint(program: Command, io: Io, setExit: (code: numbe
           setExit(0);
           return;
         }
-        const { labApplyText } = await import("../../lab/lab.js");
-        io.out((await labApplyText(text, `waypoint-${opts.namespace}-${opts.name}`)).trimEnd());
+        const { labApplyTextWithWaypoints } = await import("../../lab/waypoints.js");
+        await labApplyTextWithWaypoints(text, `waypoint-${opts.namespace}-${opts.name}`, (l) => io.out(l));
         setExit(0);
       },
     );
