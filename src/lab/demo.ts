@@ -2,7 +2,8 @@
 // demo/apps that know nothing of the mesh), then a narrated walk through what the mesh does, each
 // step checked: plain HTTP works unchanged across nodes, the receiving node proxy logs the
 // caller's SPIFFE identity, the underlay carries only TLS on 15008, a policy denies and then
-// allows, and revoking the client's identity cuts its open connection.
+// allows, a waypoint enforces HTTP-aware policy on the backend, and revoking the client's identity
+// cuts its open connection.
 import { spawn } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -20,6 +21,7 @@ import {
   type LabState,
 } from "./lab.js";
 import { nsExec, sh } from "./sys.js";
+import { labApplyWithWaypoints } from "./waypoints.js";
 
 export interface DemoOptions {
   keep: boolean;
@@ -34,6 +36,7 @@ interface Step {
 
 const NS = "demo";
 const FRONTEND_URL = `http://frontend.${NS}.svc.cluster.local:8080/`;
+const BACKEND_URL = `http://backend.${NS}.svc.cluster.local:9090/`;
 
 function podNetns(s: LabState, name: string): string {
   const p = s.pods.find((x) => x.name === name && x.namespace === NS);
@@ -237,7 +240,33 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
     );
     check("client → frontend works again", allowed.ok, allowed.body.trim().slice(0, 120));
 
-    say("\n6. Revoking the client's identity cuts its open, long-lived connection at once");
+    say(
+      "\n6. A waypoint adds HTTP-aware policy to the backend (`istio.io/use-waypoint`): only the frontend may call it, with GET",
+    );
+    await labApplyWithWaypoints([join(manifests, "backend-waypoint.yaml")], (l) => say(`    ${l}`));
+    const frontendId = `spiffe://cluster.local/ns/${NS}/sa/frontend`;
+    const via = await eventually(
+      15_000,
+      () => curl(s, "client", FRONTEND_URL),
+      (r) => r.ok && r.body.includes(frontendId),
+    );
+    check(
+      "client → frontend → waypoint → backend; the backend is told its caller is sa/frontend (XFCC)",
+      via.ok && via.body.includes(`"identity":"${frontendId}"`),
+      via.body.trim().slice(0, 200),
+    );
+    const direct = await eventually(
+      10_000,
+      () => curl(s, "client", BACKEND_URL),
+      (r) => r.body.includes("RBAC: access denied"),
+    );
+    check(
+      "client → backend directly: 403 from the waypoint's L7 policy",
+      direct.body.includes("RBAC: access denied"),
+      direct.body.trim().slice(0, 120),
+    );
+
+    say("\n7. Revoking the client's identity cuts its open, long-lived connection at once");
     const stream = spawn(
       "ip",
       ["netns", "exec", podNetns(s, "client"), "curl", "-sN", "--max-time", "30", `${FRONTEND_URL}ticks`],

@@ -180,7 +180,7 @@ export async function labApplyWithWaypoints(
   paths: readonly string[],
   say: (line: string) => void,
 ): Promise<void> {
-  say((await labApply(paths)).trimEnd());
+  for (const line of (await labApply(paths)).trimEnd().split("\n")) say(line);
   await reconcileWaypoints(say);
 }
 
@@ -190,6 +190,6 @@ export async function labApplyTextWithWaypoints(
   name: string,
   say: (line: string) => void,
 ): Promise<void> {
-  say((await labApplyText(text, name)).trimEnd());
+  for (const line of (await labApplyText(text, name)).trimEnd().split("\n")) say(line);
   await reconcileWaypoints(say);
 }
