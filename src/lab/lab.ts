@@ -506,6 +506,24 @@ export async function labApply(paths: readonly string[]): Promise<string> {
   return controlPlaneCli(s, ["apply", ...paths.flatMap((p) => ["-f", p === "-" ? p : resolve(p)])]);
 }
 
+/** `ambit delete` against the lab's control plane (files, or KIND NAME... in a namespace). */
+export async function labDelete(o: {
+  paths: readonly string[];
+  kind?: string;
+  names: readonly string[];
+  namespace?: string;
+  ignoreNotFound: boolean;
+}): Promise<string> {
+  const s = mustState();
+  return controlPlaneCli(s, [
+    "delete",
+    ...o.paths.flatMap((p) => ["-f", p === "-" ? p : resolve(p)]),
+    ...(o.kind ? [o.kind, ...o.names] : []),
+    ...(o.namespace ? ["-n", o.namespace] : []),
+    ...(o.ignoreNotFound ? ["--ignore-not-found"] : []),
+  ]);
+}
+
 /** Apply YAML text through the lab's control plane (kept in the lab's manifests directory). */
 export async function labApplyText(text: string, name: string): Promise<string> {
   const s = mustState();

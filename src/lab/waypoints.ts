@@ -17,6 +17,7 @@ import {
   controlPlaneCli,
   labApply,
   labApplyText,
+  labDelete,
   labRemovePod,
   labRun,
   labState,
@@ -191,5 +192,14 @@ export async function labApplyTextWithWaypoints(
   say: (line: string) => void,
 ): Promise<void> {
   for (const line of (await labApplyText(text, name)).trimEnd().split("\n")) say(line);
+  await reconcileWaypoints(say);
+}
+
+/** `ambit lab delete`: delete, then stop the waypoints whose Gateway went. */
+export async function labDeleteWithWaypoints(
+  o: Parameters<typeof labDelete>[0],
+  say: (line: string) => void,
+): Promise<void> {
+  for (const line of (await labDelete(o)).trimEnd().split("\n")) say(line);
   await reconcileWaypoints(say);
 }

@@ -304,5 +304,22 @@ spec:
         async () => (await curl(`${ECHO}/back`)).status === 200,
       );
     });
+
+    test("`lab delete` of the Gateway removes its pod; the Services are then reached without a waypoint", async () => {
+      // The L4 policy admits only the waypoint: drop it first, or nothing could reach the app.
+      await ambit(["lab", "delete", "authorizationpolicy", "only-waypoint", "-n", NS]);
+      const out = await ambit(["lab", "delete", "gateway", "waypoint", "-n", NS]);
+      assert.match(out, new RegExp(`waypoint ${NS}/waypoint: Gateway deleted, pod removed`));
+      const st = JSON.parse(await ambit(["lab", "status", "-o", "json"])) as { pods: { name: string }[] };
+      assert.ok(!st.pods.some((p) => p.name === "waypoint-0"), "the waypoint pod is still there");
+      // No Gateway of that name: istio.io/use-waypoint no longer applies (Istio's rule) and the
+      // call goes straight to the app, without the waypoint's XFCC.
+      await eventually("a direct call without the waypoint", 20_000, async () => {
+        const r = await curl(`${ECHO}/after`);
+        return (
+          r.status === 200 && (JSON.parse(r.body) as Echoed).headers["x-forwarded-client-cert"] === undefined
+        );
+      });
+    });
   },
 );

@@ -104,6 +104,42 @@ export function registerLab(program: Command, io: Io, setExit: (code: number) =>
     });
 
   lab
+    .command("delete [kind] [names...]")
+    .description(
+      "delete resources from the lab's control plane (-f files, or KIND NAME...); a deleted waypoint Gateway's pod goes too",
+    )
+    .option(
+      "-f, --filename <path>",
+      "the resources these files define (repeatable; - for stdin)",
+      collect,
+      [],
+    )
+    .option("-n, --namespace <ns>", "namespace of the named resources")
+    .option("--ignore-not-found", "treat an absent resource as deleted")
+    .action(
+      async (
+        kind: string | undefined,
+        names: string[],
+        opts: { filename: string[]; namespace?: string; ignoreNotFound?: boolean },
+      ) => {
+        if (!kind && opts.filename.length === 0)
+          throw new AmbitError("AMBIT_E_USAGE", "nothing to delete: pass -f FILE or KIND NAME...");
+        const { labDeleteWithWaypoints } = await import("../../lab/waypoints.js");
+        await labDeleteWithWaypoints(
+          {
+            paths: opts.filename,
+            names,
+            ignoreNotFound: opts.ignoreNotFound === true,
+            ...(kind ? { kind } : {}),
+            ...(opts.namespace ? { namespace: opts.namespace } : {}),
+          },
+          say,
+        );
+        setExit(0);
+      },
+    );
+
+  lab
     .command("logs <target>")
     .description("print a pod's output, or a node's (node-N) or the control plane's log")
     .option("-n, --namespace <ns>", "the pod's namespace (when the name is ambiguous)")
