@@ -263,9 +263,17 @@ export class Clusters implements EndpointChooser {
     if (!svc || c.policy.unknownSubset) return [];
     const mesh = this.snapshot().mesh;
     const subset = c.policy.subsetLabels;
+    const perConnection = c.policy.connectionPool.maxRequestsPerConnection;
     return eligibleEndpoints(svc, mesh.endpointsOf(svc.key), null).flatMap((w: MeshWorkload) =>
       w.ips[0] && matchesSubset(this.labelsOf(w), subset)
-        ? [{ workload: w, ip: w.ips[0], port: targetPort(svc, w, c.port) }]
+        ? [
+            {
+              workload: w,
+              ip: w.ips[0],
+              port: targetPort(svc, w, c.port),
+              ...(perConnection > 0 ? { maxRequestsPerConnection: perConnection } : {}),
+            },
+          ]
         : [],
     );
   }

@@ -171,7 +171,9 @@ metadata: { name: sub, namespace: ${NS} }
 spec:
   host: sub
   subsets:
-    - { name: v1, labels: { version: v1 } }
+    - name: v1
+      labels: { version: v1 }
+      trafficPolicy: { connectionPool: { http: { maxRequestsPerConnection: 1 } } }
     - { name: v2, labels: { version: v2 }, trafficPolicy: { loadBalancer: { simple: ROUND_ROBIN } } }
 ---
 apiVersion: networking.istio.io/v1
@@ -242,7 +244,7 @@ describe("waypoint: DestinationRule load balancing, connection pools, outlier de
   const servers: http.Server[] = [];
   const forwarders: { port: number; close(): void }[] = [];
   /** Per pod: its behaviour and the times (ms) it was hit. */
-  const pods = new Map<string, { behaviour: Behaviour; hits: number[] }>();
+  const pods = new Map<string, { behaviour: Behaviour; hits: number[]; connections: number }>();
   const fwd: Record<string, number> = {};
 
   const hits = (pod: string): number => pods.get(pod)?.hits.length ?? 0;
@@ -253,7 +255,7 @@ describe("waypoint: DestinationRule load balancing, connection pools, outlier de
   };
 
   function backend(p: PodSpec): Promise<void> {
-    const entry = { behaviour: { status: 200, delayMs: 0 }, hits: [] as number[] };
+    const entry = { behaviour: { status: 200, delayMs: 0 }, hits: [] as number[], connections: 0 };
     pods.set(p.name, entry);
     const srv = http.createServer((req, res) => {
       entry.hits.push(Date.now());
@@ -271,7 +273,8 @@ describe("waypoint: DestinationRule load balancing, connection pools, outlier de
         res.on("close", () => clearTimeout(t));
       });
     });
-    srv.keepAliveTimeout = 5_000;
+    srv.keepAliveTimeout = 30_000;
+    srv.on("connection", () => entry.connections++);
     servers.push(srv);
     return new Promise((resolve, reject) => {
       srv.once("error", reject);
@@ -535,7 +538,10 @@ spec: { host: nothing.${NS}.${DOMAIN}, trafficPolicy: { loadBalancer: { simple: 
     assert.equal((await clusterDump(cluster("lr"))).policy.lb.kind, "LEAST_REQUEST");
   });
 
-  test("subsets: a VirtualService route to a subset reaches only its pods; an undefined subset is 503 NC", async () => {
+  test("subsets: a VirtualService route to a subset reaches only its pods, with the subset's policy; an undefined subset is 503 NC", async () => {
+    const conns = (...names: string[]): number =>
+      names.reduce((n, p) => n + (pods.get(p)?.connections ?? 0), 0);
+    const v2Conns = conns("sub-v2a", "sub-v2b");
     const v2 = new Set<string>();
     for (let i = 0; i < 20; i++) {
       const r = await request("sub", "/s");
@@ -543,8 +549,13 @@ spec: { host: nothing.${NS}.${DOMAIN}, trafficPolicy: { loadBalancer: { simple: 
       v2.add(podOf(r));
     }
     assert.deepEqual([...v2].sort(), ["sub-v2a", "sub-v2b"]);
-    for (let i = 0; i < 5; i++)
+    // v2 keeps its upstream connections alive; v1's policy allows one request per connection.
+    const v2New = conns("sub-v2a", "sub-v2b") - v2Conns;
+    assert.ok(v2New <= 10, `v2: ${v2New} connections for 20 requests`);
+    const v1Conns = conns("sub-v1");
+    for (let i = 0; i < 6; i++)
       assert.equal(podOf(await request("sub", "/s", { "x-subset": "v1" })), "sub-v1");
+    assert.equal(conns("sub-v1") - v1Conns, 6, "maxRequestsPerConnection 1: a connection per request");
 
     const nc = await request("sub", "/nc", { "x-subset": "v3" });
     assert.equal(nc.status, 503);
