@@ -517,7 +517,7 @@ spec: { host: nothing.${NS}.${DOMAIN}, trafficPolicy: { loadBalancer: { simple: 
   });
 
   test("LEAST_REQUEST: a slow endpoint gets far less than its round-robin share", async (t) => {
-    behaviour("lr-1").delayMs = 1_000;
+    behaviour("lr-1").delayMs = 2_000;
     const served = new Map<string, number>();
     let next = 0;
     const total = 90;
@@ -531,7 +531,7 @@ spec: { host: nothing.${NS}.${DOMAIN}, trafficPolicy: { loadBalancer: { simple: 
     };
     await Promise.all(Array.from({ length: 6 }, worker));
     const slowShare = (served.get("lr-1") ?? 0) / total;
-    t.diagnostic(`LEAST_REQUEST with lr-1 slow (1 s): ${JSON.stringify(Object.fromEntries(served))}`);
+    t.diagnostic(`LEAST_REQUEST with lr-1 slow (2 s): ${JSON.stringify(Object.fromEntries(served))}`);
     // Round robin would give it a third; power of two choices about a ninth.
     assert.ok(slowShare < 0.25, `lr-1 got ${(slowShare * 100).toFixed(0)}%: ${JSON.stringify([...served])}`);
     assert.ok((served.get("lr-2") ?? 0) > 0 && (served.get("lr-3") ?? 0) > 0);
