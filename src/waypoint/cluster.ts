@@ -12,6 +12,7 @@ import {
   compileDestinationRules,
   ConnectionLimiter,
   createBalancer,
+  MAX_UINT32,
   hashKeyFor,
   matchesSubset,
   OutlierDetector,
@@ -27,6 +28,7 @@ import {
 import type { MeshService, MeshWorkload } from "../node/proxy/mesh.js";
 import { eligibleEndpoints, targetPort } from "../node/proxy/route.js";
 import type { PlannedBackend } from "./plan.js";
+import type { PortProtocol } from "./protocol.js";
 import type { AttemptFailureKind, EndpointChooser } from "./router.js";
 import type { WaypointSnapshot } from "./snapshot.js";
 import { endpointKey, type Endpoint } from "./upstream.js";
@@ -44,6 +46,7 @@ interface ClusterState {
   serviceKey: string;
   port: number;
   subset: string | undefined;
+  protocol: PortProtocol;
   policy: ClusterPolicy;
   /** The policy as JSON: a push that leaves it equal keeps the state. */
   signature: string;
@@ -172,7 +175,7 @@ export class Clusters implements EndpointChooser {
       const signature = JSON.stringify(policy);
       if (signature === c.signature) continue;
       this.drop(c, "its policy changed");
-      this.create(svc, c.port, c.subset, policy, signature);
+      this.create(svc, c.port, c.subset, c.protocol, policy, signature);
     }
   }
 
@@ -196,6 +199,7 @@ export class Clusters implements EndpointChooser {
     svc: MeshService,
     port: number,
     subset: string | undefined,
+    protocol: PortProtocol,
     policy: ClusterPolicy,
     signature: string,
   ): ClusterState {
@@ -205,6 +209,7 @@ export class Clusters implements EndpointChooser {
       serviceKey: svc.key,
       port,
       subset,
+      protocol,
       policy,
       signature,
       balancer: createBalancer(policy),
@@ -214,7 +219,15 @@ export class Clusters implements EndpointChooser {
       dropped: false,
     };
     this.clusters.set(name, c);
-    this.limiter.configure(name, policy.connectionPool);
+    // HTTP/2 upstreams multiplex on one connection: only max requests applies (as in Envoy,
+    // where pending requests and the connection count are HTTP/1.1 and TCP limits).
+    const h2 = protocol === "http2" || protocol === "grpc";
+    this.limiter.configure(
+      name,
+      h2
+        ? { ...policy.connectionPool, maxConnections: MAX_UINT32, http1MaxPendingRequests: MAX_UINT32 }
+        : policy.connectionPool,
+    );
     this.outlier.configure(name, policy.outlier);
     if (policy.unknownSubset && !this.warnedSubsets.has(name)) {
       this.warnedSubsets.add(name);
@@ -241,12 +254,17 @@ export class Clusters implements EndpointChooser {
     this.opts.log.debug({ cluster: c.name, why }, "cluster state dropped");
   }
 
-  private cluster(svc: MeshService, port: number, subset: string | undefined): ClusterState {
+  private cluster(
+    svc: MeshService,
+    port: number,
+    subset: string | undefined,
+    protocol: PortProtocol,
+  ): ClusterState {
     this.sync();
     const existing = this.clusters.get(clusterName(svc, port, subset));
     if (existing && existing.serviceKey === svc.key) return existing;
     const policy = this.resolve(svc, port, subset);
-    return this.create(svc, port, subset, policy, JSON.stringify(policy));
+    return this.create(svc, port, subset, protocol, policy, JSON.stringify(policy));
   }
 
   // -------------------------------------------------------------------------------------------
@@ -280,7 +298,7 @@ export class Clusters implements EndpointChooser {
 
   endpoints(backend: PlannedBackend): Endpoint[] {
     if (!backend.service) return [];
-    return this.endpointsOf(this.cluster(backend.service, backend.port, backend.subset));
+    return this.endpointsOf(this.cluster(backend.service, backend.port, backend.subset, backend.protocol));
   }
 
   choose(backend: PlannedBackend, ctx: ChooseCtx): ChooseResult {
@@ -288,7 +306,7 @@ export class Clusters implements EndpointChooser {
     if (!svc) {
       return { ok: false, reply: { status: 500, body: backend.invalid ?? "invalid backend" }, flag: "NR" };
     }
-    const c = this.cluster(svc, backend.port, backend.subset);
+    const c = this.cluster(svc, backend.port, backend.subset, backend.protocol);
     if (c.policy.unknownSubset) {
       // Envoy: the route names a cluster that does not exist.
       this.noCluster.inc({ cluster: c.name });
@@ -367,7 +385,7 @@ export class Clusters implements EndpointChooser {
     key: string,
   ): (outcome: { status?: number; failure?: AttemptFailureKind }) => void {
     if (!backend.service) return () => undefined;
-    const c = this.cluster(backend.service, backend.port, backend.subset);
+    const c = this.cluster(backend.service, backend.port, backend.subset, backend.protocol);
     const list = c.slots.get(key);
     const slot = list?.shift();
     if (list && list.length === 0) c.slots.delete(key);

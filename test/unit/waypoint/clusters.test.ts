@@ -242,6 +242,26 @@ spec:
     assert.equal(dump(h.clusters)[0]?.load.requests, 0);
   });
 
+  test("an HTTP/2 upstream multiplexes: only http2MaxRequests bounds it", () => {
+    const h = harness(`
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: api, namespace: shop }
+spec:
+  host: api
+  trafficPolicy:
+    connectionPool: { tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 1, http2MaxRequests: 3 } }
+`);
+    const b = h.backend(undefined, "grpc");
+    for (let i = 0; i < 3; i++) {
+      const r = h.clusters.choose(b, ctx());
+      assert.ok(r.ok, `request ${i + 1}`);
+      h.clusters.started(b, r.key);
+    }
+    const fourth = h.clusters.choose(b, ctx());
+    assert.ok(!fourth.ok && fourth.flag === "UO");
+  });
+
   test("a TCP service's cluster counts connections against tcp.maxConnections", () => {
     const h = harness(`
 apiVersion: networking.istio.io/v1
