@@ -19,8 +19,16 @@ import type { LocalReply } from "./local-reply.js";
 export interface EndpointChooser {
   choose(
     backend: PlannedBackend,
-    ctx: { headers: Map<string, string[]>; sourceIp: string; exclude: ReadonlySet<string> },
-  ): { ok: true; endpoint: Endpoint; key: string } | { ok: false; reply: LocalReply; flag: string };
+    ctx: {
+      headers: Map<string, string[]>;
+      sourceIp: string;
+      exclude: ReadonlySet<string>;
+      /** The request's path and query (consistent hash by query parameter). */
+      path?: string;
+    },
+  ):
+    | { ok: true; endpoint: Endpoint; key: string; responseHeaders?: Record<string, string> }
+    | { ok: false; reply: LocalReply; flag: string };
   /** An attempt started on the endpoint; returns the call that ends it. */
   started(
     backend: PlannedBackend,
@@ -130,6 +138,7 @@ export class Router {
         headers,
         sourceIp: ctx.sourceIp,
         exclude: tried,
+        path: plan.path,
       });
       if (!chosen.ok) {
         return { ...this.base(attempts, chosen.flag), reply: chosen.reply, detail: chosen.reply.body };
@@ -162,7 +171,7 @@ export class Router {
           last = { ...this.base(attempts, ""), status: r.response.status, detail: "retried" };
           continue;
         }
-        const relayed = await this.relay(plan, r.response, res, done);
+        const relayed = await this.relay(plan, r.response, res, done, chosen.responseHeaders);
         if (attempts > 1 && retryableStatus(r.response.status, grpcStatus, plan)) flags.push("URX");
         return {
           status: r.response.status,
@@ -231,6 +240,7 @@ export class Router {
         headers: request.headers,
         sourceIp: ctx.sourceIp,
         exclude: new Set(),
+        path: request.path,
       });
       if (!chosen.ok) continue;
       // Envoy marks the mirrored copy's authority with a "-shadow" suffix.
@@ -238,6 +248,7 @@ export class Router {
       const copy: UpstreamRequest = { ...request, authority: host, headers: new Map(request.headers) };
       const mirrorBody = body ? new MirrorTap() : null;
       if (body && mirrorBody && !body.mirrorTo(mirrorBody)) continue;
+      const done = this.opts.chooser.started(m.backend, chosen.key);
       void attempt(
         this.opts.upstreams,
         chosen.endpoint,
@@ -247,9 +258,12 @@ export class Router {
         10_000,
       ).then((r) => {
         if (r.ok) {
+          done({ status: r.response.status });
           r.response.body.resume();
-        } else
+        } else {
+          done({ failure: r.kind });
           this.opts.log.debug({ mirror: m.backend.service?.hostname, detail: r.detail }, "mirror failed");
+        }
       });
     }
   }
@@ -259,6 +273,8 @@ export class Router {
     up: UpstreamResponse,
     res: Downstream,
     done: (o: { status?: number }) => void,
+    /** Added by the balancer (a generated hash cookie). */
+    extra?: Record<string, string>,
   ): Promise<{ bytes: number; grpcStatus: string | null; flags: string[] }> {
     const headers = new Map<string, string[]>();
     for (const [k, v] of Object.entries(up.headers)) {
@@ -267,6 +283,7 @@ export class Router {
     }
     applyHeaderOps(headers, plan.backend.responseHeaders);
     applyHeaderOps(headers, plan.responseHeaders);
+    for (const [k, v] of Object.entries(extra ?? {})) headers.set(k, [...(headers.get(k) ?? []), v]);
     const out: Record<string, string | string[]> = {};
     for (const [k, v] of headers) out[k] = v.length === 1 ? (v[0] ?? "") : v;
     return new Promise((resolve) => {

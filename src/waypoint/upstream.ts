@@ -16,6 +16,8 @@ export interface Endpoint {
   ip: string;
   /** The port the application listens on (the Service port's target). */
   port: number;
+  /** The cluster's connectionPool.http.maxRequestsPerConnection (0 or absent: unlimited). */
+  maxRequestsPerConnection?: number;
 }
 
 export class UpstreamError extends Error {
@@ -41,6 +43,10 @@ export interface UpstreamsOptions {
 export const endpointKey = (e: Endpoint): string => `${e.workload.uid}|${e.ip}:${e.port}`;
 
 class TunnelAgent extends http.Agent {
+  /** Requests a connection may carry before it is closed (0: unlimited). */
+  maxRequests = 0;
+  private readonly served = new WeakMap<object, number>();
+
   constructor(
     private readonly open: () => Promise<Duplex>,
     idleMs: number,
@@ -58,6 +64,15 @@ class TunnelAgent extends http.Agent {
         cb?.(err instanceof Error ? err : new Error(String(err)), undefined as unknown as Duplex),
     );
     return undefined;
+  }
+
+  /** Called as each response completes: keep the connection unless it reached its quota. */
+  override keepSocketAlive(socket: Duplex): boolean {
+    const n = (this.served.get(socket) ?? 0) + 1;
+    this.served.set(socket, n);
+    if (this.maxRequests > 0 && n >= this.maxRequests) return false;
+    // Node's Agent returns whether it kept the socket (typed void).
+    return (super.keepSocketAlive(socket) as unknown as boolean | undefined) !== false;
   }
 }
 
@@ -104,6 +119,7 @@ export class Upstreams {
       a = new TunnelAgent(() => this.connect(e), this.opts.idleTimeoutMs ?? 60_000);
       this.agents.set(key, a);
     }
+    a.maxRequests = e.maxRequestsPerConnection ?? 0;
     return a;
   }
 
@@ -111,7 +127,7 @@ export class Upstreams {
   session(e: Endpoint): Promise<http2.ClientHttp2Session> {
     const key = endpointKey(e);
     const existing = this.sessions.get(key);
-    if (existing) return existing;
+    if (existing) return this.counted(key, existing, e.maxRequestsPerConnection ?? 0);
     const opening = this.connect(e).then(
       (socket) =>
         new Promise<http2.ClientHttp2Session>((resolve, reject) => {
@@ -143,7 +159,32 @@ export class Upstreams {
       if (this.sessions.get(key) === opening) this.sessions.delete(key);
     });
     this.sessions.set(key, opening);
-    return opening;
+    return this.counted(key, opening, e.maxRequestsPerConnection ?? 0);
+  }
+
+  private readonly sessionUses = new WeakMap<Promise<http2.ClientHttp2Session>, number>();
+
+  /**
+   * One request's use of a session: after `max` uses the session is retired (no new streams;
+   * open ones finish) and the next request opens another. Each call is followed synchronously
+   * (after the await) by the stream's creation, so closing on the next macrotask is safe.
+   */
+  private counted(
+    key: string,
+    p: Promise<http2.ClientHttp2Session>,
+    max: number,
+  ): Promise<http2.ClientHttp2Session> {
+    if (max <= 0) return p;
+    const n = (this.sessionUses.get(p) ?? 0) + 1;
+    this.sessionUses.set(p, n);
+    if (n >= max) {
+      if (this.sessions.get(key) === p) this.sessions.delete(key);
+      void p.then(
+        (s) => setImmediate(() => s.close()),
+        () => undefined,
+      );
+    }
+    return p;
   }
 
   /** Drop pooled connections to endpoints no longer in use. */

@@ -186,7 +186,7 @@ export class Waypoint implements AdminSource {
       self: () => ({ pod: this.pod(), workload: this.self() }),
       connectTimeoutMs,
     });
-    this.clusters = new Clusters(() => this.snapshot);
+    this.clusters = new Clusters(() => this.snapshot, { registry: this.registry, log: opts.log });
     const router = new Router({ upstreams: this.upstreams, chooser: this.clusters, log: opts.log });
     this.l7 = new WaypointL7({
       snapshot: () => this.snapshot,
@@ -296,6 +296,7 @@ export class Waypoint implements AdminSource {
     if (table) for (const name of [...table.keys()]) if (!current.has(name)) table.delete(name);
     this.receivedTypes.add(typeUrl);
     this.snapshot = this.build();
+    this.clusters.sync();
     this.reportRouteProblems();
     if (this.ext) {
       try {
@@ -388,6 +389,7 @@ export class Waypoint implements AdminSource {
       resources: s.resources.map((r) => `${r.kind}/${r.metadata.namespace ?? ""}/${r.metadata.name}`),
       rejected: Object.fromEntries(this.problems),
       policies: s.policies.policyCount,
+      clusters: this.clusters.dump(),
     };
   }
 
@@ -415,6 +417,7 @@ export class Waypoint implements AdminSource {
     await new Promise((r) => setTimeout(r, Math.min(ms, 200)).unref());
     this.hbone.close();
     this.l7.close();
+    this.clusters.close();
     this.upstreams.close();
     this.xds.close();
     this.manager.close();

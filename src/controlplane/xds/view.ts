@@ -35,6 +35,9 @@ export const WAYPOINT_KINDS: ReadonlySet<string> = new Set([
   "Service",
   "ServiceEntry",
   "ConfigMap",
+  // Endpoint labels, for DestinationRule subsets.
+  "Pod",
+  "WorkloadEntry",
 ]);
 
 /** Every L7 resource as accepted, keyed "Kind/namespace/name". */
