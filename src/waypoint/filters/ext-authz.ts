@@ -22,7 +22,7 @@ import {
   type ExtAuthzHttpProvider,
   type ExtAuthzProvider,
   type HeaderPattern,
-} from "./mesh-config.js";
+} from "../../model/resources/mesh-config.js";
 
 export interface ExtAuthzCheck {
   method: string;

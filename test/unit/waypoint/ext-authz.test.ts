@@ -15,7 +15,7 @@ import {
   parseMeshConfig,
   type ExtAuthzHttpProvider,
   type ExtAuthzProvider,
-} from "../../../src/waypoint/filters/mesh-config.js";
+} from "../../../src/model/resources/mesh-config.js";
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
