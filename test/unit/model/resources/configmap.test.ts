@@ -34,7 +34,7 @@ describe("ConfigMap istio-system/istio (MeshConfig)", () => {
     const [r] = loadValid(GOOD);
     assert.ok(r);
     assert.equal(r.kind, "ConfigMap");
-    const cm = r as ConfigMap;
+    const cm = r;
     assert.equal(cm.metadata.namespace, "istio-system");
     assert.equal("spec" in cm && cm.spec !== undefined, false);
     const { providers, problems } = parseMeshConfig(cm.data.mesh ?? "", "cm");
