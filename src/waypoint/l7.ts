@@ -311,6 +311,7 @@ export class WaypointL7 {
     // 2. AuthorizationPolicy: CUSTOM first (Istio's order), then DENY, then ALLOW; AUDIT logged.
     const decision = authorize(snap.policies, this.authzRequest(wreq, ctx), "L7");
     const upstreamAdds: Record<string, string> = {};
+    let customAllowed = "";
     if (decision.custom.length > 0) {
       const out = await this.custom(decision, wreq, filters);
       if (out.action === "respond") {
@@ -325,11 +326,14 @@ export class WaypointL7 {
         });
       }
       Object.assign(upstreamAdds, out.upstreamHeaders);
+      customAllowed = `; CUSTOM allowed by ${decision.custom.join(", ")}`;
     }
     record.decision = decision.decision;
     record.policy = decision.policy;
     record.reason =
-      decision.audit.length > 0 ? `${decision.reason}; audit: ${decision.audit.join(", ")}` : decision.reason;
+      (decision.audit.length > 0
+        ? `${decision.reason}; audit: ${decision.audit.join(", ")}`
+        : decision.reason) + customAllowed;
     if (decision.decision === "DENY") return finish({ status: 403, body: "RBAC: access denied" });
     for (const [k, v] of Object.entries(upstreamAdds)) headers.set(k.toLowerCase(), [v]);
 
