@@ -23,7 +23,7 @@ import { eligibleEndpoints, targetPort } from "../node/proxy/route.js";
 import { ExtAuthzClient } from "./filters/ext-authz.js";
 import { JwtFilter } from "./filters/jwt.js";
 import { CONTINUE, type FilterOutcome, type WaypointRequest } from "./filters/types.js";
-import type { L7Filters } from "./l7.js";
+import type { AuthzHeaders, L7Filters } from "./l7.js";
 import type { WaypointSnapshot } from "./snapshot.js";
 import type { Endpoint } from "./upstream.js";
 
@@ -265,10 +265,7 @@ export class AuthStage {
     return out;
   }
 
-  private async check(
-    req: WaypointRequest,
-    provider: string,
-  ): Promise<FilterOutcome & { upstreamHeaders?: Record<string, string> }> {
+  private async check(req: WaypointRequest, provider: string): Promise<FilterOutcome & AuthzHeaders> {
     const entry = this.clients.get(provider);
     if (!entry) {
       // Istio: a CUSTOM policy whose provider is not in MeshConfig denies.
@@ -297,7 +294,7 @@ export class AuthStage {
     if (res.allowed) {
       this.checks?.inc({ provider, result: res.failedOpen ? "failed_open" : "allowed" });
       for (const h of res.removeHeaders ?? []) req.headers.delete(h.toLowerCase());
-      return { ...CONTINUE, upstreamHeaders: res.upstreamHeaders };
+      return { ...CONTINUE, upstreamHeaders: res.upstreamHeaders, downstreamHeaders: res.downstreamHeaders };
     }
     const result =
       res.reason === "ext_authz_denied" ? "denied" : res.reason === "ext_authz_timeout" ? "timeout" : "error";

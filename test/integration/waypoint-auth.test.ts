@@ -141,6 +141,7 @@ data:
           includeRequestHeadersInCheck: [x-ext-authz]
           headersToUpstreamOnAllow: [x-authz-user, x-ext-authz-check-result]
           headersToDownstreamOnDeny: [x-ext-authz-check-result]
+          headersToDownstreamOnAllow: [x-authz-trace]
       - name: authz-grpc
         envoyExtAuthzGrpc:
           service: authz.shop.svc.cluster.local
@@ -342,6 +343,7 @@ describe("waypoint: RequestAuthentication (JWT) and CUSTOM ext_authz end to end"
         res.writeHead(200, {
           "x-authz-user": "http-alice",
           "x-ext-authz-check-result": "allowed",
+          "x-authz-trace": "http-1",
           "x-not-forwarded": "1",
         });
         res.end();
@@ -361,7 +363,10 @@ describe("waypoint: RequestAuthentication (JWT) and CUSTOM ext_authz end to end"
         if (call.request.attributes.request.http.headers["x-ext-authz"] === "allow") {
           cb(null, {
             status: { code: 0 },
-            okResponse: { headers: [{ header: { key: "x-authz-user", value: "grpc-bob" } }] },
+            okResponse: {
+              headers: [{ header: { key: "x-authz-user", value: "grpc-bob" } }],
+              responseHeadersToAdd: [{ header: { key: "x-authz-trace", value: "grpc-1" } }],
+            },
           });
         } else {
           cb(null, {
@@ -576,7 +581,14 @@ spec:
       async () => (await curl(`http://${ECHO_VIP}/authz-http/x`)).status === 403 && httpChecks > 0,
       "providers and CUSTOM policies pushed",
     );
-    const ok = await curlJson(`http://${ECHO_VIP}/authz-http/ok`, ["-H", "x-ext-authz: allow"]);
+    const okRes = await curl(`http://${ECHO_VIP}/authz-http/ok`, ["-H", "x-ext-authz: allow"]);
+    assert.equal(okRes.status, 200, okRes.body);
+    assert.match(
+      okRes.headers,
+      /^x-authz-trace: http-1\r?$/im,
+      "headersToDownstreamOnAllow reach the client",
+    );
+    const ok = JSON.parse(okRes.body) as Echoed;
     assert.equal(ok.headers["x-authz-user"], "http-alice");
     assert.equal(ok.headers["x-ext-authz-check-result"], "allowed");
     assert.equal(ok.headers["x-not-forwarded"], undefined, "only headersToUpstreamOnAllow reach the backend");
@@ -629,7 +641,14 @@ spec:
       async () => (await curl(`http://${ECHO_VIP}/authz-grpc/x`)).status === 403,
       "CUSTOM pushed",
     );
-    const ok = await curlJson(`http://${ECHO_VIP}/authz-grpc/ok?q=1`, ["-H", "x-ext-authz: allow"]);
+    const okRes = await curl(`http://${ECHO_VIP}/authz-grpc/ok?q=1`, ["-H", "x-ext-authz: allow"]);
+    assert.equal(okRes.status, 200, okRes.body);
+    assert.match(
+      okRes.headers,
+      /^x-authz-trace: grpc-1\r?$/im,
+      "ok_response.response_headers_to_add reach the client",
+    );
+    const ok = JSON.parse(okRes.body) as Echoed;
     assert.equal(ok.headers["x-authz-user"], "grpc-bob");
     const check = grpcChecks.find((c) => c.attributes.request.http.path === "/authz-grpc/ok?q=1");
     assert.ok(check, "the authorizer saw the request");
