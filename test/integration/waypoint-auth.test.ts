@@ -450,6 +450,12 @@ describe("waypoint: RequestAuthentication (JWT) and CUSTOM ext_authz end to end"
     const o = await runAmbit(["apply", "-f", other, ...admin()]);
     assert.notEqual(o.code, 0);
     assert.match(o.stdout + o.stderr, /ConfigMap shop\/app: metadata\.name: .*istio-system\/istio/);
+
+    // The good one applies, and reads back as written.
+    await apply(meshConfig(await closedPort(AUTHZ_HTTP_IP)), "meshconfig");
+    const g = await runAmbit(["get", "configmap", "istio", "-n", "istio-system", "-o", "yaml", ...admin()]);
+    assert.equal(g.code, 0, g.stderr);
+    assert.match(g.stdout, /envoyExtAuthzGrpc/);
   });
 
   const JWT = (): string => `
