@@ -23,7 +23,12 @@ import {
   until,
   type ControlPlaneProcess,
 } from "../support/control-plane.js";
-import { startNodeProcess, startWaypointProcess, type NodeProcess } from "../support/node-proxy.js";
+import {
+  socksForwarder,
+  startNodeProcess,
+  startWaypointProcess,
+  type NodeProcess,
+} from "../support/node-proxy.js";
 import { runAmbit } from "../support/repo.js";
 
 const run = promisify(execFile);
@@ -683,6 +688,45 @@ spec:
       counter(m, "ambit_waypoint_ext_authz_total", { provider: "authz-grpc", result: "denied" }) >= 1,
       m,
     );
+  });
+
+  test("load (h2load, 600 requests each): no auth, JWT, ext_authz HTTP and gRPC all succeed; rates reported", async (t) => {
+    await apply(JWT(), "jwt");
+    await apply(meshConfig(await closedPort(AUTHZ_HTTP_IP)), "meshconfig");
+    await apply(CUSTOM, "custom");
+    await eventually(
+      async () => (await curl(`http://${ECHO_VIP}/authz-grpc/x`)).status === 403,
+      "CUSTOM pushed",
+    );
+    const alice = await token(inline, "alice");
+    const cases: [string, string, string[]][] = [
+      ["baseline", `${ECHO_VIP}/public/load`, []],
+      ["jwt", `${API_VIP}/load`, ["-H", `authorization: Bearer ${alice}`]],
+      ["ext_authz http", `${ECHO_VIP}/authz-http/load`, ["-H", "x-ext-authz: allow"]],
+      ["ext_authz grpc", `${ECHO_VIP}/authz-grpc/load`, ["-H", "x-ext-authz: allow"]],
+    ];
+    for (const [label, target, headers] of cases) {
+      const [ip, ...rest] = target.split("/");
+      const fwd = await socksForwarder(
+        { host: CLIENT_IP, port: 15001 },
+        { ip: ip ?? "", port: 80 },
+        CLIENT_IP,
+      );
+      try {
+        const { stdout } = await run(
+          "h2load",
+          ["-n", "600", "-c", "4", "-m", "8", ...headers, `http://127.0.0.1:${fwd.port}/${rest.join("/")}`],
+          { timeout: 120_000 },
+        );
+        assert.match(stdout, /600 succeeded, 0 failed, 0 errored/, `${label}: ${stdout}`);
+        assert.match(stdout, /status codes: 600 2xx/, `${label}: ${stdout}`);
+        const rate = /finished in [^,]+, ([\d.]+) req\/s/.exec(stdout)?.[1];
+        const mean = /time for request:\s+\S+\s+\S+\s+(\S+)/.exec(stdout)?.[1];
+        t.diagnostic(`${label}: ${rate} req/s, mean ${mean} per request`);
+      } finally {
+        fwd.close();
+      }
+    }
   });
 
   test("authorizer down: 403 (fail closed) while other traffic keeps flowing; failOpen lets requests through", async () => {
