@@ -32,15 +32,20 @@ export interface ConnContext {
   protocol: PortProtocol;
 }
 
+/** Headers an external authorizer adds when it allows a request. */
+export interface AuthzHeaders {
+  /** Set on the request to the application. */
+  upstreamHeaders?: Record<string, string>;
+  /** Set on the application's response to the client. */
+  downstreamHeaders?: Record<string, string>;
+}
+
 /** Request filters beyond the built-in authorization; each compiled from config once per push. */
 export interface L7Filters {
   /** RequestAuthentication: validates a presented JWT, sets req.jwt; 401 on a bad token. */
   jwt?(req: WaypointRequest, query: URLSearchParams): Promise<FilterOutcome>;
   /** CUSTOM policies: asks the external authorizer; may add headers for the upstream. */
-  extAuthz?(
-    req: WaypointRequest,
-    provider: string,
-  ): Promise<FilterOutcome & { upstreamHeaders?: Record<string, string> }>;
+  extAuthz?(req: WaypointRequest, provider: string): Promise<FilterOutcome & AuthzHeaders>;
   /** The provider a CUSTOM policy names ("namespace/name" → provider name). */
   customProvider?(policy: string): string | undefined;
 }
@@ -311,6 +316,8 @@ export class WaypointL7 {
     // 2. AuthorizationPolicy: CUSTOM first (Istio's order), then DENY, then ALLOW; AUDIT logged.
     const decision = authorize(snap.policies, this.authzRequest(wreq, ctx), "L7");
     const upstreamAdds: Record<string, string> = {};
+    const downstreamAdds: Record<string, string> = {};
+    let customAllowed = "";
     if (decision.custom.length > 0) {
       const out = await this.custom(decision, wreq, filters);
       if (out.action === "respond") {
@@ -325,11 +332,15 @@ export class WaypointL7 {
         });
       }
       Object.assign(upstreamAdds, out.upstreamHeaders);
+      Object.assign(downstreamAdds, out.downstreamHeaders);
+      customAllowed = `; CUSTOM allowed by ${decision.custom.join(", ")}`;
     }
     record.decision = decision.decision;
     record.policy = decision.policy;
     record.reason =
-      decision.audit.length > 0 ? `${decision.reason}; audit: ${decision.audit.join(", ")}` : decision.reason;
+      (decision.audit.length > 0
+        ? `${decision.reason}; audit: ${decision.audit.join(", ")}`
+        : decision.reason) + customAllowed;
     if (decision.decision === "DENY") return finish({ status: 403, body: "RBAC: access denied" });
     for (const [k, v] of Object.entries(upstreamAdds)) headers.set(k.toLowerCase(), [v]);
 
@@ -368,7 +379,22 @@ export class WaypointL7 {
       ]);
     }
     headers.set("x-forwarded-proto", ["http"]);
-    const plan = planned.plan;
+    let plan = planned.plan;
+    const extraResponse = Object.entries(downstreamAdds).map(([name, value]) => ({
+      name: name.toLowerCase(),
+      value,
+    }));
+    if (extraResponse.length > 0) {
+      const r = plan.responseHeaders;
+      plan = {
+        ...plan,
+        responseHeaders: {
+          remove: r?.remove ?? [],
+          set: [...(r?.set ?? []), ...extraResponse],
+          add: r?.add ?? [],
+        },
+      };
+    }
     const hasBody =
       version === "HTTP/2"
         ? !(req as http2.Http2ServerRequest).stream.endAfterHeaders
@@ -409,8 +435,9 @@ export class WaypointL7 {
     decision: Decision,
     req: WaypointRequest,
     filters: L7Filters,
-  ): Promise<FilterOutcome & { upstreamHeaders?: Record<string, string>; policy: string | null }> {
+  ): Promise<FilterOutcome & AuthzHeaders & { policy: string | null }> {
     const upstreamHeaders: Record<string, string> = {};
+    const downstreamHeaders: Record<string, string> = {};
     for (const policy of decision.custom) {
       const provider = filters.customProvider?.(policy);
       if (!provider || !filters.extAuthz) {
@@ -426,8 +453,9 @@ export class WaypointL7 {
       const out = await filters.extAuthz(req, provider);
       if (out.action === "respond") return { ...out, policy };
       Object.assign(upstreamHeaders, out.upstreamHeaders);
+      Object.assign(downstreamHeaders, out.downstreamHeaders);
     }
-    return { ...CONTINUE, upstreamHeaders, policy: null };
+    return { ...CONTINUE, upstreamHeaders, downstreamHeaders, policy: null };
   }
 
   private async fault(

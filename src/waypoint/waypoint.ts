@@ -29,6 +29,7 @@ import { HbonePool } from "../node/proxy/hbone-pool.js";
 import { canonicalIp, MeshSnapshot, type MeshWorkload } from "../node/proxy/mesh.js";
 import { LoopbackNetwork, type LocalPod } from "../node/proxy/network.js";
 import { WorkloadTls } from "../node/proxy/workload-tls.js";
+import type { ExtensionContext } from "./auth-stage.js";
 import { Clusters } from "./cluster.js";
 import { WaypointHbone, type HbonePeer } from "./hbone-in.js";
 import { passThrough } from "./l4.js";
@@ -74,8 +75,11 @@ export interface WaypointOptions {
 
 /** Hooks the filter modules plug into: they are compiled from each snapshot. */
 export interface WaypointExtensions {
+  /** Called once the waypoint's registry and upstream connections exist, before any config. */
+  init?(ctx: ExtensionContext): void;
   planner(snapshot: WaypointSnapshot): Planner;
   filters(snapshot: WaypointSnapshot): L7Filters;
+  close?(): void;
 }
 
 export class Waypoint implements AdminSource {
@@ -188,6 +192,7 @@ export class Waypoint implements AdminSource {
     });
     this.clusters = new Clusters(() => this.snapshot, { registry: this.registry, log: opts.log });
     const router = new Router({ upstreams: this.upstreams, chooser: this.clusters, log: opts.log });
+    this.ext?.init?.({ registry: this.registry, connect: (e) => this.upstreams.connect(e) });
     this.l7 = new WaypointL7({
       snapshot: () => this.snapshot,
       router,
@@ -418,6 +423,7 @@ export class Waypoint implements AdminSource {
     this.hbone.close();
     this.l7.close();
     this.clusters.close();
+    this.ext?.close?.();
     this.upstreams.close();
     this.xds.close();
     this.manager.close();

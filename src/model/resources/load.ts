@@ -4,6 +4,7 @@
 import { isMap, isSeq, LineCounter, parseAllDocuments, type Document } from "yaml";
 import type { z } from "zod";
 import { MISSING_FIELD_PARAMS, objectMeta } from "./common.js";
+import { configMapData, configMapProblems, type ConfigMapData } from "./configmap.js";
 import { formatPath, type Problem } from "./problem.js";
 import { podStatus } from "./core.js";
 import { apiVersionsOf, KIND_INFO, kindInfo, type AnyResource, type KindInfo } from "./registry.js";
@@ -305,7 +306,12 @@ export function validateDocument(doc: RawDocument): { resource?: AnyResource; pr
     };
   }
   const problems: Problem[] = [];
-  const known = new Set(["apiVersion", "kind", "metadata", "spec", "status"]);
+  const configMap = info.kind === "ConfigMap";
+  const known = new Set(
+    configMap
+      ? ["apiVersion", "kind", "metadata", "data"]
+      : ["apiVersion", "kind", "metadata", "spec", "status"],
+  );
   for (const key of Object.keys(v)) {
     if (!known.has(key)) {
       problems.push({
@@ -326,7 +332,30 @@ export function validateDocument(doc: RawDocument): { resource?: AnyResource; pr
       ),
     );
   let spec: unknown = undefined;
-  if (v.spec === undefined && info.specRequired) {
+  let data: ConfigMapData | undefined;
+  if (configMap) {
+    const parsed = configMapData.safeParse(v.data ?? {}, { reportInput: true });
+    if (!parsed.success)
+      problems.push(
+        ...prefix(
+          issuesToProblems(parsed.error.issues, withRes, (p) => doc.lineOf?.(["data", ...p])),
+          "data",
+        ),
+      );
+    else if (meta.success) {
+      data = parsed.data;
+      for (const p of configMapProblems(meta.data.name, meta.data.namespace ?? "default", data)) {
+        const fieldPath = p.path.split(".").slice(0, 2);
+        problems.push({
+          ...withRes,
+          code: p.code,
+          path: p.path,
+          line: doc.lineOf?.(fieldPath),
+          message: p.message,
+        });
+      }
+    }
+  } else if (v.spec === undefined && info.specRequired) {
     problems.push({
       ...withRes,
       code: "AMBIT_E_MISSING_FIELD",
@@ -365,7 +394,7 @@ export function validateDocument(doc: RawDocument): { resource?: AnyResource; pr
     apiVersion,
     kind: info.kind,
     metadata,
-    spec,
+    ...(configMap ? { data } : { spec }),
     ...(status !== undefined ? { status } : {}),
     origin: { file: doc.file, index: doc.index },
   } as AnyResource;

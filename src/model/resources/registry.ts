@@ -1,10 +1,11 @@
 // Every resource kind Ambit accepts: API group, served versions, names the CLI understands
 // (kubectl's forms: kind, plural, singular, short names) and the schema of its spec.
-import type { z } from "zod";
+import { z } from "zod";
 import * as core from "./core.js";
 import * as gateway from "./gateway.js";
 import * as networking from "./networking.js";
 import * as security from "./security.js";
+import type { ConfigMapData } from "./configmap.js";
 import type { Kind, Resource } from "./types.js";
 
 export interface KindInfo {
@@ -169,6 +170,19 @@ export const KIND_INFO: readonly KindInfo[] = [
     spec: gateway.grpcRouteSpec,
     specRequired: true,
   },
+  {
+    // Only istio-system/istio (MeshConfig in data.mesh) is accepted; see configmap.ts.
+    kind: "ConfigMap",
+    group: "",
+    versions: ["v1"],
+    plural: "configmaps",
+    singular: "configmap",
+    shortNames: ["cm"],
+    namespaced: true,
+    // A ConfigMap has `data`, not `spec`; load.ts validates it.
+    spec: z.undefined(),
+    specRequired: false,
+  },
 ];
 
 const BY_KIND = new Map<string, KindInfo>(KIND_INFO.map((k) => [k.kind, k]));
@@ -210,6 +224,7 @@ export type VirtualService = Resource<"VirtualService", networking.VirtualServic
 export type Gateway = Resource<"Gateway", gateway.GatewaySpec>;
 export type HTTPRoute = Resource<"HTTPRoute", gateway.HTTPRouteSpec>;
 export type GRPCRoute = Resource<"GRPCRoute", gateway.GRPCRouteSpec>;
+export type ConfigMap = Resource<"ConfigMap", undefined> & { data: ConfigMapData };
 
 export type AnyResource =
   | AuthorizationPolicy
@@ -224,4 +239,5 @@ export type AnyResource =
   | VirtualService
   | Gateway
   | HTTPRoute
-  | GRPCRoute;
+  | GRPCRoute
+  | ConfigMap;

@@ -15,6 +15,7 @@ export const KINDS = [
   "Gateway",
   "HTTPRoute",
   "GRPCRoute",
+  "ConfigMap",
 ] as const;
 export type Kind = (typeof KINDS)[number];
 

@@ -22,7 +22,7 @@ import {
   type ExtAuthzHttpProvider,
   type ExtAuthzProvider,
   type HeaderPattern,
-} from "./mesh-config.js";
+} from "../../model/resources/mesh-config.js";
 
 export interface ExtAuthzCheck {
   method: string;
@@ -49,6 +49,8 @@ export type ExtAuthzResult =
       removeHeaders?: string[];
       /** Set on the response to the client. */
       downstreamHeaders: Record<string, string>;
+      /** Allowed only because the authorizer failed and the provider is failOpen. */
+      failedOpen?: boolean;
     }
   | {
       allowed: false;
@@ -61,7 +63,10 @@ export type ExtAuthzResult =
 export interface ExtAuthzClientOptions {
   providers: Map<string, ExtAuthzProvider>;
   /** Where a provider's service:port is reached now; null when it can't be resolved. */
-  resolve: (host: string, port: number) => { host: string; port: number } | null;
+  resolve: (
+    host: string,
+    port: number,
+  ) => { host: string; port: number } | null | Promise<{ host: string; port: number } | null>;
   log: Logger;
 }
 
@@ -157,7 +162,7 @@ export class ExtAuthzClient {
     let outcome: Outcome;
     try {
       if (this.closed) throw new Error("ext_authz client closed");
-      const target = this.resolve(p.service, p.port);
+      const target = await this.resolve(p.service, p.port);
       if (!target) throw new Error(`cannot resolve ${p.service}:${p.port}`);
       outcome =
         p.kind === "http"
@@ -200,7 +205,8 @@ export class ExtAuthzClient {
           { provider: p.name, timeout: o.timeout, failOpen: p.failOpen, err: o.message },
           "ext_authz: authorizer failed",
         );
-        if (p.failOpen) return { allowed: true, upstreamHeaders: {}, downstreamHeaders: {} };
+        if (p.failOpen)
+          return { allowed: true, upstreamHeaders: {}, downstreamHeaders: {}, failedOpen: true };
         return {
           allowed: false,
           status: p.statusOnError,

@@ -15,7 +15,7 @@ import {
   parseMeshConfig,
   type ExtAuthzHttpProvider,
   type ExtAuthzProvider,
-} from "../../../src/waypoint/filters/mesh-config.js";
+} from "../../../src/model/resources/mesh-config.js";
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -274,6 +274,7 @@ extensionProviders:
       allowed: true,
       upstreamHeaders: {},
       downstreamHeaders: {},
+      failedOpen: true,
     });
     const r = await client.check("http-down-503", request({}));
     assert.equal(r.allowed, false);
@@ -519,6 +520,7 @@ extensionProviders:
       allowed: true,
       upstreamHeaders: {},
       downstreamHeaders: {},
+      failedOpen: true,
     });
     const s = await client.check("grpc-down-500", request({}));
     assert.ok(!s.allowed);

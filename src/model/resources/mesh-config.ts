@@ -5,7 +5,7 @@
 // and the rest of MeshConfig are not Ambit's concern here and are skipped. Pure: no I/O.
 import { isIP } from "node:net";
 import { parse as parseYaml } from "yaml";
-import { isDns1123Label } from "../../model/resources/common.js";
+import { isDns1123Label } from "./common.js";
 
 /**
  * The provider `timeout` when none is given. Istio documents 600s for both provider kinds; Ambit
