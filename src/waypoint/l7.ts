@@ -13,7 +13,7 @@ import type { Logger } from "../core/log.js";
 import { authorize, type AuthzRequest, type Decision } from "../model/authz/index.js";
 import type { MeshService } from "../node/proxy/mesh.js";
 import type { Destination } from "../node/proxy/route.js";
-import type { Downstream, DownstreamRequest } from "./downstream.js";
+import { respondHeadersOnly, type Downstream, type DownstreamRequest } from "./downstream.js";
 import { CONTINUE, type FilterOutcome, type WaypointRequest } from "./filters/types.js";
 import type { HbonePeer } from "./hbone-in.js";
 import { connectionTokens, HOP_BY_HOP, nextTraceparent, xfccValue } from "./headers.js";
@@ -379,6 +379,11 @@ export class WaypointL7 {
     const decision = authorize(snap.policies, this.authzRequest(wreq, ctx), "L7");
     const upstreamAdds: Record<string, string> = {};
     if (decision.custom.length > 0) {
+      // An external authorizer may ask for the body, which the client holds back until 100.
+      if (arrival.expectContinue && !continued) {
+        res.writeContinue();
+        continued = true;
+      }
       const out = await this.custom(decision, wreq, filters);
       if (out.action === "respond") {
         record.decision = "DENY";
@@ -415,12 +420,11 @@ export class WaypointL7 {
           record.status = 200;
           record.grpcStatus = String(f.abort.grpcStatus);
           if (!res.headersSent) {
-            res.writeHead(200, {
+            respondHeadersOnly(res, 200, {
               "content-type": "application/grpc",
               "grpc-status": String(f.abort.grpcStatus),
               "grpc-message": "fault filter abort",
             });
-            res.end();
           }
           return finish(null);
         }
@@ -436,7 +440,7 @@ export class WaypointL7 {
     }
     headers.set("x-forwarded-proto", ["http"]);
     const plan = planned.plan;
-    if (arrival.expectContinue) {
+    if (arrival.expectContinue && !continued) {
       res.writeContinue();
       continued = true;
     }

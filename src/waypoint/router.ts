@@ -12,7 +12,7 @@ import type { Upstreams } from "./upstream.js";
 import { attempt, type AttemptResult, type UpstreamRequest, type UpstreamResponse } from "./exchange.js";
 import { applyHeaderOps, type ForwardPlan, type PlannedBackend } from "./plan.js";
 import { HOP_BY_HOP } from "./headers.js";
-import type { Downstream, DownstreamRequest } from "./downstream.js";
+import { respondHeadersOnly, type Downstream, type DownstreamRequest } from "./downstream.js";
 import type { LocalReply } from "./local-reply.js";
 import { forwardUpgrade, type Downstream101, type UpgradeRequest } from "./upgrade.js";
 
@@ -340,6 +340,13 @@ export class Router {
       if (res.destroyed) {
         up.abort();
         return finish({ grpcStatus: null, flags: ["DC"] });
+      }
+      const leadingStatus = firstValue(up.headers, "grpc-status");
+      if (leadingStatus !== undefined) {
+        // gRPC trailers-only (a status and no messages): it must stay one end-of-stream HEADERS.
+        respondHeadersOnly(res, up.status, out);
+        up.body.resume();
+        return finish({ grpcStatus: leadingStatus, flags: [] });
       }
       try {
         res.writeHead(up.status, out);

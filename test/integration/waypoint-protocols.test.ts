@@ -321,6 +321,10 @@ describe("waypoint protocols: HTTP/1.1, HTTP/2, Upgrade and gRPC end to end with
     const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
     server.addService(pkg.ambit.test.protocols.Echo.service, {
       Unary: (call: grpc.ServerUnaryCall<Msg, Msg>, cb: grpc.sendUnaryData<Msg>) => {
+        if (call.request.text === "early") {
+          // No response headers first: grpc-js answers trailers-only.
+          return cb({ code: grpc.status.NOT_FOUND, details: "no such key", metadata: trailer("early") });
+        }
         call.sendMetadata(echoMeta(call.metadata));
         if (call.request.text === "fail") {
           return cb({
@@ -669,6 +673,16 @@ spec:
   });
 
   test("gRPC from python3-grpcio: unary, server/client/bidi streaming, metadata, trailers and a non-OK status", async () => {
+    const policy = `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: no-denied-method, namespace: proto }
+spec:
+  targetRefs: [{ kind: Service, group: "", name: echo }]
+  action: DENY
+  rules: [{ to: [{ operation: { paths: ["/ambit.test.protocols.Echo/Denied"] } }] }]
+`;
+    await apply(policy, "no-denied-method");
     const fwd = await socksForwarder(
       { host: CLIENT_IP, port: 15001 },
       { ip: VIP, port: GRPC_PORT },
@@ -676,6 +690,27 @@ spec:
     );
     let out: string;
     try {
+      // Until the policy is in force: a gRPC-shaped POST answered by the waypoint with status 7.
+      const end = Date.now() + 15_000;
+      for (;;) {
+        const head = await curl([
+          "--http2-prior-knowledge",
+          "-H",
+          "content-type: application/grpc",
+          "-H",
+          "te: trailers",
+          "--data-binary",
+          "",
+          "-D",
+          "-",
+          "-o",
+          "/dev/null",
+          `http://${VIP}:${GRPC_PORT}/ambit.test.protocols.Echo/Denied`,
+        ]);
+        if (/^grpc-status: 7\r?$/m.test(head)) break;
+        if (Date.now() > end) throw new Error(`DENY policy not in force: ${head}`);
+        await new Promise((res) => setTimeout(res, 200));
+      }
       ({ stdout: out } = await run(
         "/usr/bin/python3",
         [
@@ -691,6 +726,7 @@ spec:
       });
     } finally {
       fwd.close();
+      await remove(policy, "no-denied-method");
     }
     type Call = {
       text?: string;
@@ -719,6 +755,15 @@ spec:
     assert.equal(failed.status.code, 9);
     assert.equal(failed.status.details, "precondition failed: ünïcode ✓ 100%");
     assert.equal(failed.trailing?.["x-trailer"], "unary-failed");
+
+    const early = r.unary_early;
+    assert.ok(early);
+    assert.equal(early.status.code, 5);
+    assert.equal(early.status.details, "no such key");
+    assert.equal(early.trailing?.["x-trailer"], "early");
+
+    assert.equal(r.denied?.status.code, 7, JSON.stringify(r.denied));
+    assert.equal(r.denied?.status.details, "RBAC: access denied");
 
     const ss = r.server_stream;
     assert.ok(ss);
@@ -764,7 +809,7 @@ spec:
     await until(
       () =>
         wp.accessLog().filter((l) => l.event === "request" && String(l.path).startsWith("/ambit.test"))
-          .length >= 6,
+          .length >= 7,
       15_000,
     );
     const m = await wp.metrics();
@@ -777,6 +822,8 @@ spec:
     assert.equal(grpcCount("0"), 4, m);
     assert.equal(grpcCount("9"), 1, m);
     assert.equal(grpcCount("8"), 1, m);
+    assert.equal(grpcCount("5"), 1, m);
+    assert.ok(grpcCount("7") >= 2, m); // the python call, and the probe that saw the policy
     const bidiLine = wp.accessLog().find((l) => l.path === "/ambit.test.protocols.Echo/Bidi");
     assert.equal(bidiLine?.grpc_status, "0");
     assert.equal(bidiLine?.status, 200);

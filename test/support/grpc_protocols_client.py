@@ -81,6 +81,25 @@ def main():
                 "trailing": meta(err.trailing_metadata()),
             }
 
+        # Unary, a non-OK status before any response header (a trailers-only response).
+        try:
+            stub.Unary.with_call(pb.Msg(text="early"), metadata=REQUEST_METADATA, timeout=TIMEOUT)
+            result["unary_early"] = {"status": {"code": 0}}
+        except grpc.RpcError as err:
+            result["unary_early"] = {
+                "status": status_of(err),
+                "trailing": meta(err.trailing_metadata()),
+            }
+
+        # A method that an AuthorizationPolicy denies: the waypoint's own answer (no codegen here).
+        try:
+            channel.unary_unary("/ambit.test.protocols.Echo/Denied")(
+                b"", metadata=REQUEST_METADATA, timeout=TIMEOUT
+            )
+            result["denied"] = {"status": {"code": 0}}
+        except grpc.RpcError as err:
+            result["denied"] = {"status": status_of(err)}
+
         # Server streaming: messages are sent 200 ms apart; record when each arrives here.
         call = stub.ServerStream(pb.Msg(text="tick", count=5), metadata=REQUEST_METADATA, timeout=TIMEOUT)
         got = []
