@@ -116,7 +116,7 @@ function splice(
 
 /** One upgrade attempt on a fresh connection to `e`. */
 export async function forwardUpgrade(
-  upstreams: Upstreams,
+  upstreams: Pick<Upstreams, "connect">,
   e: Endpoint,
   plan: ForwardPlan,
   req: UpgradeRequest,
