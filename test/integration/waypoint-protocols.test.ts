@@ -338,6 +338,15 @@ describe("waypoint protocols: HTTP/1.1, HTTP/2, Upgrade and gRPC end to end with
       ServerStream: (call: grpc.ServerWritableStream<Msg, Msg>) => {
         call.sendMetadata(echoMeta(call.metadata));
         void (async () => {
+          if (call.request.text === "big") {
+            // As fast as flow control lets them go: write() says when to wait.
+            const big = "x".repeat(256 * 1024);
+            for (let i = 0; i < call.request.count; i++) {
+              if (!call.write({ text: big, count: i })) await new Promise((r) => call.once("drain", r));
+            }
+            call.end();
+            return;
+          }
           for (let i = 0; i < call.request.count; i++) {
             if (i > 0) await sleep(200);
             call.write({ text: `${call.request.text}-${i}`, count: i });
@@ -362,9 +371,12 @@ describe("waypoint protocols: HTTP/1.1, HTTP/2, Upgrade and gRPC end to end with
           texts.push(m.text);
           at.push(Date.now());
         });
-        call.on("end", () =>
-          cb(null, { text: texts.join(","), count: texts.length, seenAt: at }, trailer("client-done")),
-        );
+        call.on("end", () => {
+          const total = texts.reduce((n, t) => n + t.length, 0);
+          // Big uploads are answered with their size, small ones with what came.
+          const text = total > 64 * 1024 ? String(total) : texts.join(",");
+          cb(null, { text, count: texts.length, seenAt: at }, trailer("client-done"));
+        });
       },
       Bidi: (call: grpc.ServerDuplexStream<Msg, Msg>) => {
         call.sendMetadata(echoMeta(call.metadata));
@@ -404,7 +416,7 @@ describe("waypoint protocols: HTTP/1.1, HTTP/2, Upgrade and gRPC end to end with
     rmSync(work, { recursive: true, force: true });
   });
 
-  test("HTTP/1.1 chunked upload of 3 MiB with Expect: 100-continue arrives intact, without curl's 1 s wait", async () => {
+  test("HTTP/1.1 chunked upload of 3 MiB with Expect: 100-continue arrives intact, without curl's 1 s wait", async (t) => {
     const body = randomBytes(3 * 1024 * 1024);
     const file = join(work, "upload.bin");
     writeFileSync(file, body);
@@ -436,6 +448,7 @@ describe("waypoint protocols: HTTP/1.1, HTTP/2, Upgrade and gRPC end to end with
     assert.equal(echoed.headers["expect"], undefined);
     // The 100 came from the waypoint at once (without it curl would have waited the 20 s).
     assert.ok(Number(total) < 10, `upload took ${total} s in curl (${ms} ms wall)`);
+    t.diagnostic(`3 MiB chunked upload with 100-continue: ${total} s in curl`);
   });
 
   test("a 100-continue upload that policy denies gets 403 without the body being sent upstream", async () => {
@@ -538,16 +551,23 @@ spec:
     writeFileSync(file, body);
     const out = await curl([
       "--http2-prior-knowledge",
+      "-H",
+      "Expect: 100-continue",
+      "--expect100-timeout",
+      "20",
       "--data-binary",
       `@${file}`,
       "-w",
-      "\n%{http_code} %{http_version}",
+      "\n%{http_code} %{http_version} %{time_total}",
       `http://${VIP}/h2-upload`,
     ]);
     const lines = out.trimEnd().split("\n");
-    assert.equal(lines.pop(), "200 2");
+    const [code, version, total] = (lines.pop() ?? "").split(" ");
+    assert.deepEqual([code, version], ["200", "2"]);
+    assert.ok(Number(total) < 10, `HTTP/2 upload with 100-continue took ${total} s`);
     const echoed = JSON.parse(lines.join("\n")) as Echoed;
     assert.equal(echoed.sha256, sha256(body));
+    assert.equal(echoed.headers["expect"], undefined);
     assert.ok(echoed.headers["x-forwarded-client-cert"]);
 
     // curl --http2 on a plain URL asks for "Upgrade: h2c"; like Envoy, the waypoint drops it.
@@ -575,7 +595,7 @@ spec:
     return { socket: c.socket, ...(await got) };
   }
 
-  test("Upgrade passthrough: 101, raw bytes both ways with backpressure (8 MiB), half-close, telemetry", async () => {
+  test("Upgrade passthrough: 101, raw bytes both ways with backpressure (8 MiB), half-close, telemetry", async (t) => {
     const { socket, status, head, rest } = await upgradeRequest("/ws");
     try {
       assert.equal(status, 101, `${head}\n${wp.logs().slice(-3000)}`);
@@ -597,9 +617,13 @@ spec:
       socket.write("hello");
       assert.equal((await readBytes(socket, 5, rest)).toString(), "hello");
       const big = randomBytes(8 * 1024 * 1024);
+      const t0 = performance.now();
       const reading = readBytes(socket, big.length, Buffer.alloc(0), 60_000);
       socket.write(big);
       const echoed = await reading;
+      t.diagnostic(
+        `8 MiB echoed through the upgraded connection in ${(performance.now() - t0).toFixed(0)} ms`,
+      );
       assert.equal(echoed.length, big.length);
       assert.ok(echoed.equals(big), "8 MiB came back intact");
 
@@ -672,7 +696,7 @@ spec:
     }
   });
 
-  test("gRPC from python3-grpcio: unary, server/client/bidi streaming, metadata, trailers and a non-OK status", async () => {
+  test("gRPC from python3-grpcio: unary, server/client/bidi streaming, metadata, trailers and a non-OK status", async (t) => {
     const policy = `
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -798,6 +822,16 @@ spec:
     assert.equal(cs.trailing?.["x-trailer"], "client-done");
     assert.equal(cs.initial?.["x-echo-token-bin"], token);
 
+    type Big = { messages: number; bytes: number; seconds: number };
+    const big = r.big as unknown as { down: Big; up: Big };
+    assert.deepEqual(
+      [big.down.messages, big.down.bytes, big.up.messages, big.up.bytes],
+      [32, 32 * 256 * 1024, 32, 32 * 256 * 1024],
+    );
+    t.diagnostic(
+      `gRPC 8 MiB in 256 KiB messages: server stream ${big.down.seconds.toFixed(2)} s, client stream ${big.up.seconds.toFixed(2)} s`,
+    );
+
     const bidi = r.bidi;
     assert.ok(bidi);
     assert.equal(bidi.status.code, 0);
@@ -809,7 +843,7 @@ spec:
     await until(
       () =>
         wp.accessLog().filter((l) => l.event === "request" && String(l.path).startsWith("/ambit.test"))
-          .length >= 7,
+          .length >= 10,
       15_000,
     );
     const m = await wp.metrics();
@@ -819,7 +853,7 @@ spec:
         request_protocol: "grpc",
         grpc_response_status: status,
       });
-    assert.equal(grpcCount("0"), 4, m);
+    assert.equal(grpcCount("0"), 6, m);
     assert.equal(grpcCount("9"), 1, m);
     assert.equal(grpcCount("8"), 1, m);
     assert.equal(grpcCount("5"), 1, m);

@@ -143,6 +143,20 @@ def main():
             "status": status_of(call),
         }
 
+        # Big messages both ways: 32 x 256 KiB down (server stream) and up (client stream).
+        t0 = time.time()
+        call = stub.ServerStream(pb.Msg(text="big", count=32), timeout=TIMEOUT)
+        sizes = [len(m.text) for m in call]
+        down_s = time.time() - t0
+        chunk = "y" * (256 * 1024)
+        t0 = time.time()
+        reply = stub.ClientStream(iter([pb.Msg(text=chunk) for _ in range(32)]), timeout=TIMEOUT)
+        result["big"] = {
+            "down": {"messages": len(sizes), "bytes": sum(sizes), "seconds": down_s},
+            "up": {"messages": reply.count, "bytes": int(reply.text), "seconds": time.time() - t0},
+            "status": {"code": 0},
+        }
+
         # Bidi, ping-pong: the next message is sent only after the previous reply came back, which
         # deadlocks (and times out) if anything on the way buffers either direction.
         replies = queue.Queue()
