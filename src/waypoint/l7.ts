@@ -76,6 +76,12 @@ interface Arrival {
 
 const CTX = Symbol("ambit.waypoint.conn");
 type Tagged = Duplex & { [CTX]?: ConnContext };
+/**
+ * HTTP/2 receive windows (per stream and per connection; Envoy's connection default is 1 MiB):
+ * a 64 KiB window caps a stream at one window per round trip. Node's maxSessionMemory still
+ * bounds what one session may hold.
+ */
+const H2_WINDOW = 1024 * 1024;
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 function spiffe(principal: string): string {
@@ -115,11 +121,18 @@ export class WaypointL7 {
         maxHeaderListSize: opts.maxHeaderBytes ?? 60 * 1024,
         enablePush: false,
         maxConcurrentStreams: 1000,
+        initialWindowSize: H2_WINDOW,
       },
     });
     this.h2.on("session", (s) => {
       if (this.nextSession) this.sessionCtx.set(s, this.nextSession);
       s.on("error", () => undefined);
+      // The connection window too (nghttp2's default is 64 KiB whatever the streams get).
+      try {
+        s.setLocalWindowSize(H2_WINDOW);
+      } catch {
+        // a session already closing
+      }
     });
     const onH2 = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, arrival: Arrival): void => {
       const ctx = this.sessionCtx.get(req.stream.session as http2.Http2Session);
