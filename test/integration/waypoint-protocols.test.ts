@@ -866,4 +866,10 @@ spec:
     assert.equal(bidiLine?.grpc_status, "0");
     assert.equal(bidiLine?.status, 200);
   });
+
+  test("no request hit the waypoint's internal-error path, and every proxy is still running", () => {
+    assert.doesNotMatch(wp.logs(), /request pipeline failed/);
+    for (const p of [n1, n2, wp])
+      assert.equal(p.child.exitCode, null, `${p.name} exited:\n${p.logs().slice(-3000)}`);
+  });
 });
