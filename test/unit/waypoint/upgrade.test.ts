@@ -67,7 +67,13 @@ describe("forwardUpgrade", () => {
   /** A proxy in front of the backend; returns the client's view and the outcome. */
   async function through(
     path: string,
-    opts: { idleMs?: number; timeoutMs?: number | null; connect?: () => Promise<net.Socket> },
+    opts: {
+      idleMs?: number;
+      timeoutMs?: number | null;
+      connect?: () => Promise<net.Socket>;
+      /** Bytes sent right behind the request head, in the same write. */
+      early?: string;
+    },
     client: (s: net.Socket) => Promise<string>,
   ): Promise<{ seen: string; outcome: UpgradeOutcome }> {
     let outcome!: Promise<UpgradeOutcome>;
@@ -107,7 +113,9 @@ describe("forwardUpgrade", () => {
     const port = await listen(proxy);
     const s = net.connect(port, "127.0.0.1");
     s.on("error", () => undefined);
-    s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+    s.write(
+      `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n${opts.early ?? ""}`,
+    );
     try {
       const text = await client(s);
       return { seen: text, outcome: await outcome };
@@ -154,6 +162,24 @@ describe("forwardUpgrade", () => {
     assert.equal(outcome.requestBytes, 5);
     assert.ok(outcome.responseBytes >= 8);
     assert.deepEqual(outcome.flags, []);
+  });
+
+  test("bytes the client sent behind the request head reach the endpoint after the 101", async () => {
+    const { seen: text, outcome } = await through(
+      "/ws",
+      { early: "early!" },
+      readAll((s, got) => {
+        const poll = setInterval(() => {
+          if (got().endsWith("early!")) {
+            clearInterval(poll);
+            s.end();
+          }
+        }, 5);
+      }),
+    );
+    assert.ok(text.endsWith("\r\n\r\nearly!bye"), JSON.stringify(text));
+    assert.ok(outcome.ok);
+    assert.equal(outcome.requestBytes, 6);
   });
 
   test("a non-101 answer is relayed as a response and the connection closes", async () => {
