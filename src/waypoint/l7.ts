@@ -7,12 +7,13 @@
 import { randomUUID } from "node:crypto";
 import * as http from "node:http";
 import * as http2 from "node:http2";
+import type * as net from "node:net";
 import type { Duplex } from "node:stream";
 import type { Logger } from "../core/log.js";
 import { authorize, type AuthzRequest, type Decision } from "../model/authz/index.js";
 import type { MeshService } from "../node/proxy/mesh.js";
 import type { Destination } from "../node/proxy/route.js";
-import type { Downstream, DownstreamRequest } from "./downstream.js";
+import { respondHeadersOnly, type Downstream, type DownstreamRequest } from "./downstream.js";
 import { CONTINUE, type FilterOutcome, type WaypointRequest } from "./filters/types.js";
 import type { HbonePeer } from "./hbone-in.js";
 import { connectionTokens, HOP_BY_HOP, nextTraceparent, xfccValue } from "./headers.js";
@@ -63,11 +64,29 @@ export interface L7Options {
   xfcc: boolean;
   /** Largest request head accepted (Envoy's default: 60 KiB); bigger → 431. */
   maxHeaderBytes?: number;
+  /** Upgrade types passed through (Istio enables "websocket" only); others get 403. */
+  upgradeTypes?: readonly string[];
+  /** An upgraded connection idle this long either way is closed (Envoy's stream idle timeout: 5 min). */
+  upgradeIdleTimeoutMs?: number;
   random?: () => number;
+}
+
+/** How a request reached the pipeline besides its headers. */
+interface Arrival {
+  /** The client sent Expect: 100-continue and waits for 100 (or a final answer) before its body. */
+  expectContinue?: boolean;
+  /** An HTTP/1.1 Upgrade: the connection is already detached from the HTTP parser. */
+  upgrade?: { socket: Duplex; head: Buffer; value: string };
 }
 
 const CTX = Symbol("ambit.waypoint.conn");
 type Tagged = Duplex & { [CTX]?: ConnContext };
+/**
+ * HTTP/2 receive windows (per stream and per connection; Envoy's connection default is 1 MiB):
+ * a 64 KiB window caps a stream at one window per round trip. Node's maxSessionMemory still
+ * bounds what one session may hold.
+ */
+const H2_WINDOW = 1024 * 1024;
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 function spiffe(principal: string): string {
@@ -88,6 +107,8 @@ function joined(v: string[]): string {
 
 export class WaypointL7 {
   private readonly h1: http.Server;
+  /** Takes over connections whose request asked for an h2c upgrade: it ignores Upgrade headers. */
+  private readonly h1NoUpgrade: http.Server;
   private readonly h2: http2.Http2Server;
   private readonly sessionCtx = new WeakMap<http2.Http2Session, ConnContext>();
   private nextSession: ConnContext | undefined;
@@ -95,31 +116,67 @@ export class WaypointL7 {
 
   constructor(private readonly opts: L7Options) {
     this.random = opts.random ?? Math.random;
-    const maxHeaderSize = opts.maxHeaderBytes ?? 60 * 1024;
-    this.h1 = http.createServer({ maxHeaderSize, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => {
-      const ctx = (req.socket as Tagged)[CTX];
-      if (ctx) void this.handle(req, res, ctx, "HTTP/1.1");
-      else res.destroy();
-    });
-    this.h1.keepAliveTimeout = 300_000;
-    this.h1.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => this.clientError(err, socket));
-    this.h1.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
-      this.upgrade(req, socket, head),
-    );
+    this.upgradeTypes = new Set((opts.upgradeTypes ?? ["websocket"]).map((t) => t.toLowerCase()));
+    this.h1 = this.h1Server(true);
+    this.h1NoUpgrade = this.h1Server(false);
     this.h2 = http2.createServer({
       maxSessionMemory: 32,
       maxHeaderListPairs: 256,
-      settings: { maxHeaderListSize: maxHeaderSize, enablePush: false, maxConcurrentStreams: 1000 },
+      settings: {
+        maxHeaderListSize: opts.maxHeaderBytes ?? 60 * 1024,
+        enablePush: false,
+        maxConcurrentStreams: 1000,
+        initialWindowSize: H2_WINDOW,
+      },
     });
     this.h2.on("session", (s) => {
       if (this.nextSession) this.sessionCtx.set(s, this.nextSession);
       s.on("error", () => undefined);
+      // The connection window too (nghttp2's default is 64 KiB whatever the streams get).
+      try {
+        s.setLocalWindowSize(H2_WINDOW);
+      } catch {
+        // a session already closing
+      }
     });
-    this.h2.on("request", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    const onH2 = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, arrival: Arrival): void => {
       const ctx = this.sessionCtx.get(req.stream.session as http2.Http2Session);
-      if (ctx) void this.handle(req, res, ctx, "HTTP/2");
+      if (ctx) void this.handle(req, res, ctx, "HTTP/2", arrival);
       else res.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
-    });
+    };
+    this.h2.on("request", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) =>
+      onH2(req, res, {}),
+    );
+    this.h2.on("checkContinue", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) =>
+      onH2(req, res, { expectContinue: true }),
+    );
+  }
+
+  private readonly upgradeTypes: ReadonlySet<string>;
+
+  /** An HTTP/1.1 server for tunnels; `upgrades`: whether Upgrade requests get the raw socket. */
+  private h1Server(upgrades: boolean): http.Server {
+    const maxHeaderSize = this.opts.maxHeaderBytes ?? 60 * 1024;
+    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse, arrival: Arrival): void => {
+      const ctx = (req.socket as Tagged)[CTX];
+      if (ctx) void this.handle(req, res, ctx, "HTTP/1.1", arrival);
+      else res.destroy();
+    };
+    const srv = http.createServer({ maxHeaderSize, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) =>
+      onRequest(req, res, {}),
+    );
+    srv.keepAliveTimeout = 300_000;
+    // Listening for it stops Node from answering 100 Continue before the filters have decided.
+    srv.on("checkContinue", (req: http.IncomingMessage, res: http.ServerResponse) =>
+      onRequest(req, res, { expectContinue: true }),
+    );
+    srv.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => this.clientError(err, socket));
+    if (upgrades) {
+      srv.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
+        this.upgrade(req, socket, head),
+      );
+    }
+    return srv;
   }
 
   /** Serve one tunnel: HTTP/2 if it starts with the connection preface, else HTTP/1.1. */
@@ -183,15 +240,17 @@ export class WaypointL7 {
     res: Downstream,
     ctx: ConnContext,
     version: "HTTP/1.1" | "HTTP/2",
+    arrival: Arrival,
   ): Promise<void> {
     try {
-      await this.pipeline(req, res, ctx, version);
+      await this.pipeline(req, res, ctx, version, arrival);
     } catch (err) {
       // A bug, never the client's doing: answer 500 rather than leave the request hanging.
       this.opts.log.error({ err }, "waypoint request pipeline failed");
       if (!res.headersSent && !res.destroyed)
         sendLocalReply(res, { status: 500, body: "internal error" }, false);
       else res.destroy();
+      arrival.upgrade?.socket.destroy();
     }
   }
 
@@ -200,9 +259,14 @@ export class WaypointL7 {
     res: Downstream,
     ctx: ConnContext,
     version: "HTTP/1.1" | "HTTP/2",
+    arrival: Arrival,
   ): Promise<void> {
     const snap = this.opts.snapshot();
     const headers = this.headerMap(req);
+    // Like Envoy (proxy_100_continue off): the waypoint answers the expectation itself, once the
+    // filters let the request through, and does not pass it on.
+    if (arrival.expectContinue) headers.delete("expect");
+    let continued = false;
     const authority =
       version === "HTTP/2"
         ? ((req as http2.Http2ServerRequest).authority ?? req.headers.host ?? "")
@@ -264,6 +328,10 @@ export class WaypointL7 {
     };
     req.on("data", (c: Buffer) => (record.requestBytes += c.length));
     const finish = (reply: LocalReply | null, result?: RouterResult): void => {
+      if (reply && arrival.expectContinue && !continued && version === "HTTP/1.1") {
+        // The client held its body back; it will not come, so the connection cannot be reused.
+        (res as http.ServerResponse).shouldKeepAlive = false;
+      }
       if (reply) {
         const sent = sendLocalReply(res, reply, grpc);
         record.status = sent.status;
@@ -279,6 +347,7 @@ export class WaypointL7 {
         record.attempts = result.attempts;
         record.upstreamMs = result.upstreamMs;
         record.responseBytes += result.responseBytes;
+        if (result.requestBytes !== undefined) record.requestBytes += result.requestBytes;
         if (result.endpoint) {
           record.destination = { workload: result.endpoint.workload, ip: result.endpoint.ip };
         }
@@ -288,6 +357,17 @@ export class WaypointL7 {
       if (!req.readableEnded) req.resume();
       this.opts.telemetry.finished(record);
     };
+
+    // Envoy refuses upgrade types its connection manager was not configured for, before any filter.
+    const upgrade = arrival.upgrade;
+    if (upgrade) {
+      const types = connectionTokens(upgrade.value);
+      const refused = types.find((t) => !this.upgradeTypes.has(t));
+      if (types.length === 0 || refused !== undefined) {
+        record.reason = `upgrade_failed: "${refused ?? upgrade.value}" upgrades are not enabled`;
+        return finish({ status: 403, body: "" });
+      }
+    }
 
     // Route selection first: filters (fault) act on the chosen route.
     const planned = this.opts.planner()(snap, wreq, {
@@ -319,6 +399,11 @@ export class WaypointL7 {
     const downstreamAdds: Record<string, string> = {};
     let customAllowed = "";
     if (decision.custom.length > 0) {
+      // An external authorizer may ask for the body, which the client holds back until 100.
+      if (arrival.expectContinue && !continued) {
+        res.writeContinue();
+        continued = true;
+      }
       const out = await this.custom(decision, wreq, filters);
       if (out.action === "respond") {
         record.decision = "DENY";
@@ -359,12 +444,11 @@ export class WaypointL7 {
           record.status = 200;
           record.grpcStatus = String(f.abort.grpcStatus);
           if (!res.headersSent) {
-            res.writeHead(200, {
+            respondHeadersOnly(res, 200, {
               "content-type": "application/grpc",
               "grpc-status": String(f.abort.grpcStatus),
               "grpc-message": "fault filter abort",
             });
-            res.end();
           }
           return finish(null);
         }
@@ -394,6 +478,19 @@ export class WaypointL7 {
           add: r?.add ?? [],
         },
       };
+    }
+    if (arrival.expectContinue && !continued) {
+      res.writeContinue();
+      continued = true;
+    }
+    if (upgrade) {
+      const result = await this.opts.router.upgrade(
+        plan,
+        { method: wreq.method, path, authority, headers, upgrade: upgrade.value },
+        { socket: upgrade.socket, head: upgrade.head, res: res as http.ServerResponse },
+        { sourceIp: ctx.peer.ip, idleMs: this.opts.upgradeIdleTimeoutMs ?? 300_000 },
+      );
+      return finish(result.reply ?? null, result);
     }
     const hasBody =
       version === "HTTP/2"
@@ -476,21 +573,41 @@ export class WaypointL7 {
     return { delayed, abort: null };
   }
 
-  /** HTTP/1.1 Upgrade (WebSocket and the like): authorized like any request, then raw bytes. */
+  /**
+   * HTTP/1.1 Upgrade (WebSocket): the HTTP parser has let go of the connection; the request runs
+   * the chain like any other and, if the endpoint answers 101, the connection becomes raw bytes.
+   * An h2c upgrade is not taken (as Envoy): the request is handed back, unchanged, to a server
+   * that ignores Upgrade headers, and is served as plain HTTP/1.1.
+   */
   private upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     const ctx = (socket as Tagged)[CTX];
     if (!ctx) return void socket.destroy();
-    this.opts.telemetry.refused("upgrade_unsupported", {
-      peer: ctx.peer.identity,
-      service: ctx.service.hostname,
-      upgrade: req.headers.upgrade,
-    });
-    void head;
-    socket.end("HTTP/1.1 501 Not Implemented\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+    // Nothing reads the socket now: hold its bytes until someone does.
+    socket.pause();
+    const value = Array.isArray(req.headers.upgrade)
+      ? req.headers.upgrade.join(",")
+      : (req.headers.upgrade ?? "");
+    const tokens = connectionTokens(value);
+    if (tokens.length > 0 && tokens.every((t) => t === "h2c")) {
+      const lines = [`${req.method ?? "GET"} ${req.url ?? "/"} HTTP/${req.httpVersion}`];
+      const raw = req.rawHeaders;
+      for (let i = 0; i + 1 < raw.length; i += 2) lines.push(`${raw[i] ?? ""}: ${raw[i + 1] ?? ""}`);
+      socket.unshift(Buffer.concat([Buffer.from(`${lines.join("\r\n")}\r\n\r\n`, "latin1"), head]));
+      this.h1NoUpgrade.emit("connection", socket);
+      socket.resume();
+      return;
+    }
+    const res = new http.ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as net.Socket);
+    // A local reply or a relayed non-101 answer ends the connection: the parser is gone.
+    res.on("finish", () => socket.end());
+    void this.handle(req, res, ctx, "HTTP/1.1", { upgrade: { socket, head, value } });
   }
 
   close(): void {
     this.h1.close();
+    this.h1NoUpgrade.close();
     this.h2.close();
   }
 }

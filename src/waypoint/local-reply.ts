@@ -1,6 +1,6 @@
 // Answers the waypoint gives itself (denials, no route, upstream failures), as Envoy words them;
 // for gRPC callers a trailers-only response with the matching grpc-status, as Envoy sends.
-import type { Downstream } from "./downstream.js";
+import { respondHeadersOnly, type Downstream } from "./downstream.js";
 
 const GRPC_FOR_HTTP: Record<number, number> = {
   400: 13, // INTERNAL
@@ -33,13 +33,12 @@ export function sendLocalReply(
   }
   if (grpc) {
     const code = GRPC_FOR_HTTP[reply.status] ?? 2; // UNKNOWN
-    res.writeHead(200, {
+    respondHeadersOnly(res, 200, {
       ...reply.headers,
       "content-type": "application/grpc",
       "grpc-status": String(code),
       "grpc-message": encodeURIComponent(reply.body),
     });
-    res.end();
     return { status: 200, grpcStatus: String(code), bytes: 0 };
   }
   const body = reply.body;

@@ -12,8 +12,9 @@ import type { Upstreams } from "./upstream.js";
 import { attempt, type AttemptResult, type UpstreamRequest, type UpstreamResponse } from "./exchange.js";
 import { applyHeaderOps, type ForwardPlan, type PlannedBackend } from "./plan.js";
 import { HOP_BY_HOP } from "./headers.js";
-import type { Downstream, DownstreamRequest } from "./downstream.js";
+import { respondHeadersOnly, type Downstream, type DownstreamRequest } from "./downstream.js";
 import type { LocalReply } from "./local-reply.js";
+import { forwardUpgrade, type Downstream101, type UpgradeRequest } from "./upgrade.js";
 
 /** How endpoints are chosen and what the router tells the chooser about each attempt. */
 export interface EndpointChooser {
@@ -46,6 +47,8 @@ export interface RouterResult {
   upstreamMs: number | null;
   endpoint: Endpoint | null;
   responseBytes: number;
+  /** Request body bytes the router counted itself (upgraded connections); else the caller counts. */
+  requestBytes?: number;
   /** Set when the router answered itself. */
   reply?: LocalReply;
   detail: string;
@@ -214,6 +217,62 @@ export class Router {
     }
   }
 
+  /**
+   * An HTTP/1.1 Upgrade: one attempt on a connection of its own (no retries or mirrors: the
+   * request has no replayable body and what follows a 101 is not HTTP). Resolves when the
+   * upgraded connection has closed, or the non-101 answer has been relayed.
+   */
+  async upgrade(
+    plan: ForwardPlan,
+    req: UpgradeRequest,
+    down: Downstream101,
+    ctx: { sourceIp: string; idleMs: number },
+  ): Promise<RouterResult> {
+    const headers = new Map([...req.headers].map(([k, v]) => [k, [...v]]));
+    applyHeaderOps(headers, plan.requestHeaders);
+    applyHeaderOps(headers, plan.backend.requestHeaders);
+    const chosen = this.opts.chooser.choose(plan.backend, {
+      headers: req.headers,
+      sourceIp: ctx.sourceIp,
+      exclude: new Set(),
+    });
+    if (!chosen.ok) return { ...this.base(1, chosen.flag), reply: chosen.reply, detail: chosen.reply.body };
+    const done = this.opts.chooser.started(plan.backend, chosen.key);
+    const r = await forwardUpgrade(
+      this.opts.upstreams,
+      chosen.endpoint,
+      plan,
+      { ...req, headers, path: plan.path, authority: plan.authority },
+      down,
+      { timeoutMs: plan.timeoutMs, idleMs: ctx.idleMs },
+    );
+    if (r.ok) {
+      done({ status: r.status });
+      return {
+        status: r.status,
+        grpcStatus: null,
+        flags: r.flags,
+        attempts: 1,
+        upstreamMs: r.upstreamMs,
+        endpoint: chosen.endpoint,
+        responseBytes: r.responseBytes,
+        requestBytes: r.requestBytes,
+        detail: "",
+      };
+    }
+    done({ failure: r.kind });
+    const reply: LocalReply =
+      r.kind === "timeout"
+        ? { status: 504, body: "upstream request timeout" }
+        : {
+            status: 503,
+            body: `upstream connect error or disconnect/reset before headers. reset reason: ${
+              r.kind === "connect-failure" ? "connection failure" : "connection termination"
+            }`,
+          };
+    return { ...this.base(1, r.flag), endpoint: chosen.endpoint, reply, detail: r.detail };
+  }
+
   private base(attempts: number, flag: string): RouterResult {
     return {
       status: 0,
@@ -298,6 +357,13 @@ export class Router {
       if (res.destroyed) {
         up.abort();
         return finish({ grpcStatus: null, flags: ["DC"] });
+      }
+      const leadingStatus = firstValue(up.headers, "grpc-status");
+      if (leadingStatus !== undefined) {
+        // gRPC trailers-only (a status and no messages): it must stay one end-of-stream HEADERS.
+        respondHeadersOnly(res, up.status, out);
+        up.body.resume();
+        return finish({ grpcStatus: leadingStatus, flags: [] });
       }
       try {
         res.writeHead(up.status, out);

@@ -140,6 +140,12 @@ export class Upstreams {
           };
           s.once("connect", () => {
             s.off("error", reject);
+            // The connection's receive window, not only the streams' (nghttp2 starts at 64 KiB).
+            try {
+              s.setLocalWindowSize(1024 * 1024);
+            } catch {
+              // closing already; the error/close handlers deal with it
+            }
             resolve(s);
           });
           s.once("error", (err: Error) => {
