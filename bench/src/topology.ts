@@ -1,10 +1,10 @@
 // The systems under test, wired on loopback with the same backend and the same client for all:
-//   direct  — client → backend (127.0.2.1:9100; iperf3 server 127.0.2.1:5201)
-//   ambit   — client (pod 127.0.1.1 on node n1) → SOCKS5 127.0.1.1:15001 → `ambit node` n1 →
-//             HBONE (HTTP/2 CONNECT, mTLS 1.3) → 127.0.2.1:15008 `ambit node` n2 → backend;
+//   direct  — client → backend (127.0.52.1:9100; iperf3 server 127.0.52.1:5201)
+//   ambit   — client (pod 127.0.51.1 on node n1) → SOCKS5 127.0.51.1:15001 → `ambit node` n1 →
+//             HBONE (HTTP/2 CONNECT, mTLS 1.3) → 127.0.52.1:15008 `ambit node` n2 → backend;
 //             a real `ambit control-plane` is the CA and pushes the config over xDS.
-//   haproxy — client → HAProxy (127.0.1.1:16001) → mTLS 1.3, ECDSA P-256, one TLS connection per
-//             client connection → HAProxy (127.0.2.1:16008) → backend. The C peer.
+//   haproxy — client → HAProxy (127.0.51.1:16001) → mTLS 1.3, ECDSA P-256, one TLS connection per
+//             client connection → HAProxy (127.0.52.1:16008) → backend. The C peer.
 // Loopback mode is how Ambit's own tests and benchmarks run its node proxy without root: an
 // application names its destination with SOCKS5 (iperf3 goes through proxychains4 for it).
 // TODO(netns): the lab topology (`ambit lab up`: pods in network namespaces, in-pod iptables
@@ -46,8 +46,10 @@ export interface Topology {
   close(): Promise<void>;
 }
 
-const CLIENT_POD = "127.0.1.1";
-const SERVER_POD = "127.0.2.1";
+// The bench's own loopback ranges (other suites run on the same machine at the same time): pods in
+// 127.0.51.0/24–127.0.54.0/24, the proxies' admin/metrics/readiness hosts in 127.0.10.51–59.
+const CLIENT_POD = "127.0.51.1";
+const SERVER_POD = "127.0.52.1";
 const SERVICE_VIP = "10.96.0.77";
 const HTTP_PORT = 9100;
 const IPERF_PORT = 5201;
@@ -263,7 +265,7 @@ export async function loopbackTopology(say: (line: string) => void): Promise<Top
         30_000,
         { env },
       );
-      const host = `127.0.10.${i + 1}`;
+      const host = `127.0.10.${51 + i}`;
       const node = await start(
         [
           process.execPath,
