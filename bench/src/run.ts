@@ -1,4 +1,5 @@
-// `npm run bench [-- --full] [--reps N] [--only ID,ID] [--readme]`: starts the systems under test
+// `npm run bench [-- --full] [--reps N] [--only ID,ID] [--systems NAME,NAME] [--before DIR]
+// [--cpu-prof DIR] [--readme]`: starts the systems under test
 // (topology.ts), runs every load of the suite on every system — warmed up, repeated, interleaved
 // (each repetition rotates which system goes first) — measures the proxies' CPU and memory from
 // /proc around each run, and writes bench/results/latest.json and latest.md (report.ts).
@@ -15,7 +16,20 @@ import { BENCH_ROOT, REPO_ROOT, loopbackTopology, type System } from "./topology
 const LOADGEN = join(BENCH_ROOT, "dist", "src", "loadgen.js");
 const say = (line: string): void => console.log(`bench: ${line}`);
 
-function args(): { full: boolean; reps?: number; only?: string[]; readme: boolean } {
+interface Args {
+  full: boolean;
+  reps?: number;
+  only?: string[];
+  /** Run only these systems (direct is always kept: added latency is measured against it). */
+  systems?: string[];
+  /** Another built Ambit checkout: adds the `ambit-l4-before` system (A/B in one run). */
+  before?: string;
+  /** Write V8 CPU profiles of every Ambit proxy process into this directory. */
+  cpuProf?: string;
+  readme: boolean;
+}
+
+function args(): Args {
   const a = process.argv.slice(2);
   const val = (name: string): string | undefined => {
     const i = a.indexOf(name);
@@ -23,10 +37,16 @@ function args(): { full: boolean; reps?: number; only?: string[]; readme: boolea
   };
   const reps = val("--reps");
   const only = val("--only");
+  const systems = val("--systems");
+  const before = val("--before");
+  const cpuProf = val("--cpu-prof");
   return {
     full: a.includes("--full"),
     ...(reps ? { reps: Number(reps) } : {}),
     ...(only ? { only: only.split(",") } : {}),
+    ...(systems ? { systems: ["direct", ...systems.split(",").filter((x) => x !== "direct")] } : {}),
+    ...(before ? { before } : {}),
+    ...(cpuProf ? { cpuProf } : {}),
     readme: a.includes("--readme"),
   };
 }
@@ -141,8 +161,15 @@ async function main(): Promise<void> {
   const s = suite(a.full, a.reps);
   const loads = a.only ? s.loads.filter((l) => a.only?.includes(l.id)) : s.loads;
   const t0 = Date.now();
-  say(`${s.name} suite: ${loads.length} loads × 3 systems × ${s.repetitions} repetitions`);
-  const topo = await loopbackTopology(say);
+  if (a.cpuProf) mkdirSync(a.cpuProf, { recursive: true });
+  const topo = await loopbackTopology(say, {
+    ...(a.before ? { before: a.before } : {}),
+    ...(a.cpuProf ? { proxyNodeArgs: ["--cpu-prof", "--cpu-prof-dir", a.cpuProf] } : {}),
+  });
+  if (a.systems) topo.systems = topo.systems.filter((x) => a.systems?.includes(x.name));
+  say(
+    `${s.name} suite: ${loads.length} loads × ${topo.systems.length} systems (${topo.systems.map((x) => x.name).join(", ")}) × ${s.repetitions} repetitions`,
+  );
   const samples: Sample[] = [];
   try {
     // Warm-up: certificates, pooled tunnels, JIT in every proxy and in the backend.
@@ -180,7 +207,7 @@ async function main(): Promise<void> {
     suite: s.name,
     repetitions: s.repetitions,
     durationSeconds: Math.round((Date.now() - t0) / 1000),
-    command: a.full ? "npm run bench -- --full" : "npm run bench",
+    command: commandLine(),
     machine: {
       cores: cpus.length,
       cpu: cpus[0]?.model ?? "unknown",
@@ -202,6 +229,12 @@ async function main(): Promise<void> {
   if (a.readme) updateReadme(md);
   console.log(md);
   say(`done in ${result.durationSeconds} s; wrote bench/results/latest.json and latest.md`);
+}
+
+/** How this run was started, for the report (without --readme, which only says where it goes). */
+function commandLine(): string {
+  const rest = process.argv.slice(2).filter((x) => x !== "--readme");
+  return `npm run bench${rest.length > 0 ? ` -- ${rest.join(" ")}` : ""}`;
 }
 
 /** Replace the README's table between the bench markers with the new one. */
