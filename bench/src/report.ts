@@ -215,6 +215,25 @@ export function renderMarkdown(r: Report): string {
   }
   L.push("");
 
+  L.push(
+    "**System calls of each proxy process** (read + write family, from /proc/PID/io syscr + syscw, per 1000 requests, per GB for iperf3: exact counts, unlike CPU time on a shared machine)",
+  );
+  L.push("");
+  L.push(`| load | system | ${ROLES.map((role) => `${role}`).join(" | ")} |`);
+  L.push(`|---|---|${ROLES.map(() => "---|").join("")}`);
+  for (const def of r.loads.filter((d) => d.kind !== "idle")) {
+    const s = r.summary[def.id];
+    if (!s) continue;
+    for (const sys of proxied) {
+      const m = s.systems[sys];
+      if (!m) continue;
+      L.push(
+        `| ${def.title} | ${LABEL[sys]} | ${ROLES.map((role) => fmtSpread(m[`syscallsPerUnit.${role}`])).join(" | ")} |`,
+      );
+    }
+  }
+  L.push("");
+
   for (const def of r.loads.filter((d) => d.kind === "idle")) {
     const s = r.summary[def.id];
     if (!s) continue;

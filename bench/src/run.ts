@@ -1,5 +1,5 @@
 // `npm run bench [-- --full] [--reps N] [--only ID,ID] [--systems NAME,NAME] [--before DIR]
-// [--cpu-prof DIR] [--readme]`: starts the systems under test
+// [--seconds N] [--cpu-prof DIR] [--readme]`: starts the systems under test
 // (topology.ts), runs every load of the suite on every system — warmed up, repeated, interleaved
 // (each repetition rotates which system goes first) — measures the proxies' CPU and memory from
 // /proc around each run, and writes bench/results/latest.json and latest.md (report.ts).
@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import { join } from "node:path";
 import type { LoadResult, LoadSpec } from "./loadgen.js";
-import { cpuSeconds, killAll, run, rssKiB, start, stop, stopAll } from "./procs.js";
+import { cpuSeconds, ioSyscalls, killAll, run, rssKiB, start, stop, stopAll } from "./procs.js";
 import { renderMarkdown, summarize, type Sample } from "./report.js";
 import { rotation } from "./stats.js";
 import { suite, type LoadDef } from "./suite.js";
@@ -24,6 +24,8 @@ interface Args {
   systems?: string[];
   /** Another built Ambit checkout: adds the `ambit-l4-before` system (A/B in one run). */
   before?: string;
+  /** Override every timed load's duration (seconds), e.g. longer runs while profiling. */
+  seconds?: number;
   /** Write V8 CPU profiles of every Ambit proxy process into this directory. */
   cpuProf?: string;
   readme: boolean;
@@ -40,6 +42,7 @@ function args(): Args {
   const systems = val("--systems");
   const before = val("--before");
   const cpuProf = val("--cpu-prof");
+  const seconds = val("--seconds");
   return {
     full: a.includes("--full"),
     ...(reps ? { reps: Number(reps) } : {}),
@@ -47,6 +50,7 @@ function args(): Args {
     ...(systems ? { systems: ["direct", ...systems.split(",").filter((x) => x !== "direct")] } : {}),
     ...(before ? { before } : {}),
     ...(cpuProf ? { cpuProf } : {}),
+    ...(seconds ? { seconds: Number(seconds) } : {}),
     readme: a.includes("--readme"),
   };
 }
@@ -65,14 +69,22 @@ function httpSpec(sys: System, def: LoadDef): Omit<LoadSpec, "mode"> {
   };
 }
 
-function snapshot(sys: System): { cpu: Record<string, number>; rss: Record<string, number> } {
+interface Snapshot {
+  cpu: Record<string, number>;
+  rss: Record<string, number>;
+  syscalls: Record<string, number>;
+}
+
+function snapshot(sys: System): Snapshot {
   const cpu: Record<string, number> = {};
   const rss: Record<string, number> = {};
+  const syscalls: Record<string, number> = {};
   for (const p of sys.proxies) {
     cpu[p.role] = cpuSeconds(p.pid);
     rss[p.role] = rssKiB(p.pid);
+    syscalls[p.role] = ioSyscalls(p.pid);
   }
-  return { cpu, rss };
+  return { cpu, rss, syscalls };
 }
 
 async function measure(sys: System, def: LoadDef, rep: number): Promise<Sample> {
@@ -151,6 +163,9 @@ async function measure(sys: System, def: LoadDef, rep: number): Promise<Sample> 
     cpu[p.role] = (after.cpu[p.role] as number) - (before.cpu[p.role] as number);
     rss[p.role] = after.rss[p.role] as number;
     metrics[`cpuPerUnit.${p.role}`] = (cpu[p.role] as number) / work;
+    // Read+write system calls per unit: exact, unlike CPU time on a shared machine.
+    metrics[`syscallsPerUnit.${p.role}`] =
+      ((after.syscalls[p.role] as number) - (before.syscalls[p.role] as number)) / work;
     metrics[`rssKiB.${p.role}`] = rss[p.role] as number;
   }
   return { load: def.id, system: sys.name, rep, metrics, cpuSeconds: cpu };
@@ -159,7 +174,9 @@ async function measure(sys: System, def: LoadDef, rep: number): Promise<Sample> 
 async function main(): Promise<void> {
   const a = args();
   const s = suite(a.full, a.reps);
-  const loads = a.only ? s.loads.filter((l) => a.only?.includes(l.id)) : s.loads;
+  const loads = (a.only ? s.loads.filter((l) => a.only?.includes(l.id)) : s.loads).map((l) =>
+    a.seconds !== undefined && l.kind !== "idle" ? { ...l, seconds: a.seconds } : l,
+  );
   const t0 = Date.now();
   if (a.cpuProf) mkdirSync(a.cpuProf, { recursive: true });
   const topo = await loopbackTopology(say, {

@@ -366,6 +366,9 @@ export async function loopbackTopology(
           name,
           "--credentials",
           creds,
+          // Short drain: the bench stops the proxies at the end (and --cpu-prof writes at exit).
+          "--drain",
+          "2s",
           ...adminArgs(host),
         ],
         null,
