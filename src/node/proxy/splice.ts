@@ -37,6 +37,9 @@ export interface SpliceOptions {
   batchBToA?: boolean;
 }
 
+/** Most bytes a batch holds before its source is paused. */
+const BATCH_LIMIT = 256 * 1024;
+
 /**
  * Copy `src` into `dst` with backpressure, as `src.pipe(dst)` does (pause while `dst` is full,
  * end `dst` when `src` ends), counting bytes in the same listener, optionally batching writes.
@@ -45,15 +48,26 @@ function pump(src: Duplex, dst: Duplex, count: (n: number) => void, batch: boole
   let corked = false;
   const uncork = (): void => {
     corked = false;
-    if (!dst.destroyed) dst.uncork();
+    if (dst.destroyed) return;
+    dst.uncork();
+    // Backpressure is judged once the batch went out: only what the kernel did not take counts.
+    if (dst.writableLength >= dst.writableHighWaterMark) src.pause();
   };
   src.on("data", (chunk: Buffer) => {
     count(chunk.length);
     if (dst.destroyed || dst.writableEnded) return;
-    if (batch && !corked) {
-      corked = true;
-      dst.cork();
-      setImmediate(uncork);
+    if (batch) {
+      if (!corked) {
+        corked = true;
+        dst.cork();
+        setImmediate(uncork);
+      }
+      // Held until uncork. Pausing at the socket's 16 KiB mark here would stall the HTTP/2
+      // stream on every turn of a bulk transfer, so a batch may grow to BATCH_LIMIT (a turn of
+      // HBONE data is ~5 frames) before the source is paused; 'drain' resumes it.
+      dst.write(chunk);
+      if (dst.writableLength >= BATCH_LIMIT) src.pause();
+      return;
     }
     if (!dst.write(chunk)) src.pause();
   });

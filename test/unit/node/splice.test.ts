@@ -54,35 +54,36 @@ describe("splice", () => {
     assert.deepEqual(end, { aToB: big.length, bToA: 5, reason: "" });
   });
 
-  test("holds back a fast writer while the reader is slow (bounded buffering)", async () => {
-    const [a, aFar] = await tcpPair(servers);
-    const [b, bFar] = await tcpPair(servers);
-    const s = splice(a, b, { a: "client", b: "upstream" }, () => undefined);
-    bFar.pause();
-    const chunk = Buffer.alloc(64 * 1024, 1);
-    // Write (honouring aFar's own backpressure) for a while: far more than the kernel buffers hold.
-    const deadline = Date.now() + 1_500;
-    let sent = 0;
-    while (Date.now() < deadline && sent < 256 * 1024 * 1024) {
-      sent += chunk.length;
-      if (!aFar.write(chunk))
-        await Promise.race([
-          new Promise((r) => aFar.once("drain", r)),
-          new Promise((r) => setTimeout(r, 200)),
-        ]);
-    }
-    // The splice paused `a`: what it holds in its write queue stays small.
-    assert.ok(b.writableLength <= 1024 * 1024, `buffered ${b.writableLength}`);
-    assert.ok(a.isPaused(), "reader paused while the writer is full");
-    assert.ok(s.bytes.aToB < sent, `moved ${s.bytes.aToB} of ${sent} while the reader was stopped`);
-    const moved = s.bytes.aToB;
-    bFar.resume();
-    await new Promise((r) => setTimeout(r, 300));
-    assert.ok(s.bytes.aToB > moved, "flows again once the reader reads");
-    s.close("test over");
-    aFar.destroy();
-    bFar.destroy();
-  });
+  for (const batch of [false, true])
+    test(`holds back a fast writer while the reader is slow (bounded buffering, batch ${batch})`, async () => {
+      const [a, aFar] = await tcpPair(servers);
+      const [b, bFar] = await tcpPair(servers);
+      const s = splice(a, b, { a: "client", b: "upstream" }, () => undefined, { batchAToB: batch });
+      bFar.pause();
+      const chunk = Buffer.alloc(64 * 1024, 1);
+      // Write (honouring aFar's own backpressure) for a while: far more than the kernel buffers hold.
+      const deadline = Date.now() + 1_500;
+      let sent = 0;
+      while (Date.now() < deadline && sent < 256 * 1024 * 1024) {
+        sent += chunk.length;
+        if (!aFar.write(chunk))
+          await Promise.race([
+            new Promise((r) => aFar.once("drain", r)),
+            new Promise((r) => setTimeout(r, 200)),
+          ]);
+      }
+      // The splice paused `a`: what it holds in its write queue stays small.
+      assert.ok(b.writableLength <= 1024 * 1024, `buffered ${b.writableLength}`);
+      assert.ok(a.isPaused(), "reader paused while the writer is full");
+      assert.ok(s.bytes.aToB < sent, `moved ${s.bytes.aToB} of ${sent} while the reader was stopped`);
+      const moved = s.bytes.aToB;
+      bFar.resume();
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok(s.bytes.aToB > moved, "flows again once the reader reads");
+      s.close("test over");
+      aFar.destroy();
+      bFar.destroy();
+    });
 
   test("reports a side that went away mid-stream as a reset", async () => {
     const [a, aFar] = await tcpPair(servers);
