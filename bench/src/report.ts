@@ -216,7 +216,7 @@ export function renderMarkdown(r: Report): string {
   L.push("");
 
   L.push(
-    "**System calls of each proxy process** (read + write family, from /proc/PID/io syscr + syscw, per 1000 requests, per GB for iperf3: exact counts, unlike CPU time on a shared machine)",
+    "**System calls of each Ambit proxy process** (read + write family, from /proc/PID/io syscr + syscw, per 1000 requests, per GB for iperf3: exact counts, unlike CPU time on a shared machine; HAProxy uses send/recv, which these counters do not see, so it has no row)",
   );
   L.push("");
   L.push(`| load | system | ${ROLES.map((role) => `${role}`).join(" | ")} |`);
@@ -224,7 +224,7 @@ export function renderMarkdown(r: Report): string {
   for (const def of r.loads.filter((d) => d.kind !== "idle")) {
     const s = r.summary[def.id];
     if (!s) continue;
-    for (const sys of proxied) {
+    for (const sys of proxied.filter((x) => x !== "haproxy")) {
       const m = s.systems[sys];
       if (!m) continue;
       L.push(
