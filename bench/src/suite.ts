@@ -28,7 +28,7 @@ export function suite(full: boolean, repetitions?: number): Suite {
   const rates = full ? [500, 1000, 2000] : [1000];
   const loads: LoadDef[] = [];
   for (const rate of rates)
-    // Quick: 4 connections only (four systems, five with --before, in under 5 minutes).
+    // Quick: 4 connections only, so that four systems fit in 5 minutes (--before adds ~2).
     for (const connections of full ? [4, 64] : [4])
       loads.push({
         id: `open-${rate}-c${connections}`,
