@@ -123,3 +123,15 @@ export function rssKiB(pid: number): number {
     return Number.NaN;
   }
 }
+
+/** Read and write system calls the process made so far (/proc/PID/io syscr + syscw); NaN if gone. */
+export function ioSyscalls(pid: number): number {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, "utf8");
+    const r = /^syscr:\s+(\d+)/m.exec(io);
+    const w = /^syscw:\s+(\d+)/m.exec(io);
+    return r && w ? Number(r[1]) + Number(w[1]) : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}

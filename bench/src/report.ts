@@ -16,12 +16,14 @@ export interface LoadSummary {
   systems: Record<string, Record<string, Spread>>;
   /** Open loop: latency added over direct (µs), paired by repetition. */
   added?: Record<string, Record<"p50" | "p90" | "p99" | "p999", Spread>>;
-  /** Throughput loads: ratios of medians. */
-  ratios?: Record<string, { vsDirect: number; vsCPeer: number }>;
+  /** Throughput loads: ratios of medians (vsBefore: against `ambit-l4-before` when it ran). */
+  ratios?: Record<string, { vsDirect: number; vsCPeer: number; vsBefore?: number }>;
 }
 
 const PERCENTILES = ["p50", "p90", "p99", "p999"] as const;
-const SYSTEMS = ["direct", "ambit", "haproxy"] as const;
+/** Every system the report knows, in table order. */
+const SYSTEMS = ["direct", "ambit", "ambit-l7", "haproxy", "ambit-l4-before"] as const;
+const ROLES = ["client-side", "waypoint", "server-side"] as const;
 
 function throughputMetric(def: LoadDef): string | undefined {
   if (def.kind === "closed" || def.kind === "connrate") return "perSecond";
@@ -62,6 +64,7 @@ export function summarize(
         summary.ratios[system] = {
           vsDirect: ratio(med(system), med("direct")),
           vsCPeer: ratio(med(system), med("haproxy")),
+          ...(systems["ambit-l4-before"] ? { vsBefore: ratio(med(system), med("ambit-l4-before")) } : {}),
         };
     }
     out[def.id] = summary;
@@ -79,8 +82,6 @@ export const ANCHORS = {
   roundTrip: "1 connection, pinned to one core: direct 31 µs, HAProxy pair +96 µs, Node HBONE pair +227 µs",
 } as const;
 
-const L7 = "not yet (waypoint, issue 7)";
-
 interface Report {
   date: string;
   suite: string;
@@ -94,7 +95,13 @@ interface Report {
   summary: Record<string, LoadSummary>;
 }
 
-const LABEL: Record<string, string> = { direct: "direct", ambit: "Ambit L4", haproxy: "HAProxy (C peer)" };
+const LABEL: Record<string, string> = {
+  direct: "direct",
+  ambit: "Ambit L4",
+  "ambit-l7": "Ambit L7 (waypoint)",
+  haproxy: "HAProxy (C peer)",
+  "ambit-l4-before": "Ambit L4 before",
+};
 const x = (v: number | undefined): string =>
   v !== undefined && Number.isFinite(v) ? `${v.toFixed(2)}×` : "—";
 const mib = (s: Spread | undefined): string =>
@@ -104,6 +111,9 @@ const mib = (s: Spread | undefined): string =>
 
 export function renderMarkdown(r: Report): string {
   const L: string[] = [];
+  const present = SYSTEMS.filter((sys) => r.systems.some((s) => s.name === sys));
+  const proxied = present.filter((sys) => sys !== "direct");
+  const hasBefore = present.includes("ambit-l4-before");
   L.push(
     `Suite **${r.suite}**, ${r.date.slice(0, 16).replace("T", " ")} UTC, ${r.durationSeconds} s, \`${r.command}\`.`,
   );
@@ -114,6 +124,7 @@ export function renderMarkdown(r: Report): string {
   L.push(
     `Topology: ${r.software.topology ?? ""}. Every process (client, backend, proxies) shares the same cores.`,
   );
+  if (r.software.before) L.push(`Before/after: ${r.software.before}.`);
   L.push(
     `Cells: median (min…max) of ${r.repetitions} interleaved repetitions; added latency is per repetition against the direct run next to it.`,
   );
@@ -134,7 +145,7 @@ export function renderMarkdown(r: Report): string {
       L.push(
         `| ${def.title} | direct (absolute) | ${fmtSpread(d.perSecond)} | ${PERCENTILES.map((p) => fmtSpread(d[p])).join(" | ")} | |`,
       );
-    for (const sys of ["ambit", "haproxy"]) {
+    for (const sys of proxied) {
       const a = s.added?.[sys];
       const m = s.systems[sys];
       if (!a || !m) continue;
@@ -142,16 +153,15 @@ export function renderMarkdown(r: Report): string {
         `| ${def.title} | ${LABEL[sys]} (added) | ${fmtSpread(m.perSecond)} | ${PERCENTILES.map((p) => fmtSpread(a[p])).join(" | ")} | ${sys === "ambit" ? anchor : ""} |`,
       );
     }
-    L.push(`| ${def.title} | Ambit L7 | ${L7} | | | | | |`);
   }
   L.push("");
 
-  L.push("**Throughput**");
+  L.push("**Throughput** (ratios of medians)");
   L.push("");
   L.push(
-    "| load | direct | Ambit L4 | HAProxy (C peer) | Ambit ÷ direct | Ambit ÷ HAProxy | HAProxy ÷ direct | Ambit L7 | anchor |",
+    `| load | system | median (min…max) | ÷ direct | ÷ HAProxy |${hasBefore ? " ÷ Ambit L4 before |" : ""} anchor |`,
   );
-  L.push("|---|---|---|---|---|---|---|---|---|");
+  L.push(`|---|---|---|---|---|${hasBefore ? "---|" : ""}---|`);
   for (const def of r.loads) {
     const metric = throughputMetric(def);
     const s = r.summary[def.id];
@@ -166,24 +176,32 @@ export function renderMarkdown(r: Report): string {
           : def.streams === 1
             ? ANCHORS.iperf1
             : "";
-    L.push(
-      `| ${def.title} | ${SYSTEMS.map((sys) => fmtSpread(s.systems[sys]?.[metric], digits, unit)).join(" | ")} | ${x(s.ratios?.ambit?.vsDirect)} | ${x(s.ratios?.ambit?.vsCPeer)} | ${x(s.ratios?.haproxy?.vsDirect)} | ${L7} | ${anchor} |`,
-    );
+    for (const sys of present) {
+      const v = s.systems[sys]?.[metric];
+      if (!v) continue;
+      const q = s.ratios?.[sys];
+      const mine = sys === "direct" ? "" : x(q?.vsDirect);
+      const vsC = sys === "haproxy" || sys === "direct" ? "" : x(q?.vsCPeer);
+      const vsB = hasBefore ? ` ${sys === "ambit" ? x(q?.vsBefore) : ""} |` : "";
+      L.push(
+        `| ${def.title} | ${LABEL[sys]} | ${fmtSpread(v, digits, unit)} | ${mine} | ${vsC} |${vsB} ${sys === "ambit" ? anchor : ""} |`,
+      );
+    }
   }
   L.push("");
 
   L.push(
-    "**CPU and memory of each proxy process** (CPU: utime+stime from /proc/PID/stat per 1000 requests, per GB for iperf3; RSS: VmRSS after the run)",
+    "**CPU and memory of each proxy process** (CPU: utime+stime from /proc/PID/stat per 1000 requests, per GB for iperf3; RSS: VmRSS after the run; the L7 path has three proxies)",
   );
   L.push("");
   L.push(
-    "| load | system | CPU s client-side | CPU s server-side | RSS MiB client-side | RSS MiB server-side | anchor |",
+    `| load | system | ${ROLES.map((role) => `CPU s ${role}`).join(" | ")} | ${ROLES.map((role) => `RSS MiB ${role}`).join(" | ")} | anchor |`,
   );
-  L.push("|---|---|---|---|---|---|---|");
+  L.push(`|---|---|${ROLES.map(() => "---|---|").join("")}---|`);
   for (const def of r.loads.filter((d) => d.kind !== "idle")) {
     const s = r.summary[def.id];
     if (!s) continue;
-    for (const sys of ["ambit", "haproxy"]) {
+    for (const sys of proxied) {
       const m = s.systems[sys];
       if (!m) continue;
       const anchor =
@@ -191,11 +209,29 @@ export function renderMarkdown(r: Report): string {
           ? ANCHORS.cpu
           : "";
       L.push(
-        `| ${def.title} | ${LABEL[sys]} | ${fmtSpread(m["cpuPerUnit.client-side"], 3)} | ${fmtSpread(m["cpuPerUnit.server-side"], 3)} | ${mib(m["rssKiB.client-side"])} | ${mib(m["rssKiB.server-side"])} | ${anchor} |`,
+        `| ${def.title} | ${LABEL[sys]} | ${ROLES.map((role) => fmtSpread(m[`cpuPerUnit.${role}`], 3)).join(" | ")} | ${ROLES.map((role) => mib(m[`rssKiB.${role}`])).join(" | ")} | ${anchor} |`,
       );
     }
   }
-  L.push(`| every load | Ambit L7 | ${L7} | | | | |`);
+  L.push("");
+
+  L.push(
+    "**System calls of each Ambit proxy process** (read + write family, from /proc/PID/io syscr + syscw, per 1000 requests, per GB for iperf3: exact counts, unlike CPU time on a shared machine; HAProxy uses send/recv, which these counters do not see, so it has no row)",
+  );
+  L.push("");
+  L.push(`| load | system | ${ROLES.map((role) => `${role}`).join(" | ")} |`);
+  L.push(`|---|---|${ROLES.map(() => "---|").join("")}`);
+  for (const def of r.loads.filter((d) => d.kind !== "idle")) {
+    const s = r.summary[def.id];
+    if (!s) continue;
+    for (const sys of proxied.filter((x) => x !== "haproxy")) {
+      const m = s.systems[sys];
+      if (!m) continue;
+      L.push(
+        `| ${def.title} | ${LABEL[sys]} | ${ROLES.map((role) => fmtSpread(m[`syscallsPerUnit.${role}`])).join(" | ")} |`,
+      );
+    }
+  }
   L.push("");
 
   for (const def of r.loads.filter((d) => d.kind === "idle")) {
@@ -206,17 +242,16 @@ export function renderMarkdown(r: Report): string {
     );
     L.push("");
     L.push(
-      "| system | held | open time s | KiB/conn client-side | KiB/conn server-side | RSS MiB held client-side | RSS MiB held server-side |",
+      `| system | held | open time s | ${ROLES.map((role) => `KiB/conn ${role}`).join(" | ")} | ${ROLES.map((role) => `RSS MiB held ${role}`).join(" | ")} |`,
     );
-    L.push("|---|---|---|---|---|---|---|");
-    for (const sys of SYSTEMS) {
+    L.push(`|---|---|---|${ROLES.map(() => "---|---|").join("")}`);
+    for (const sys of present) {
       const m = s.systems[sys];
       if (!m) continue;
       L.push(
-        `| ${LABEL[sys]} | ${fmtSpread(m.held)} | ${fmtSpread(m.openSeconds, 1)} | ${fmtSpread(m["rssPerConnKiB.client-side"], 1)} | ${fmtSpread(m["rssPerConnKiB.server-side"], 1)} | ${mib(m["rssHeldKiB.client-side"])} | ${mib(m["rssHeldKiB.server-side"])} |`,
+        `| ${LABEL[sys]} | ${fmtSpread(m.held)} | ${fmtSpread(m.openSeconds, 1)} | ${ROLES.map((role) => fmtSpread(m[`rssPerConnKiB.${role}`], 1)).join(" | ")} | ${ROLES.map((role) => mib(m[`rssHeldKiB.${role}`])).join(" | ")} |`,
       );
     }
-    L.push(`| Ambit L7 | ${L7} | | | | | |`);
     L.push("");
   }
   L.push(`Round-trip anchor (not measured here): ${ANCHORS.roundTrip}.`);

@@ -1,4 +1,5 @@
-// `npm run bench [-- --full] [--reps N] [--only ID,ID] [--readme]`: starts the systems under test
+// `npm run bench [-- --full] [--reps N] [--only ID,ID] [--systems NAME,NAME] [--before DIR]
+// [--seconds N] [--cpu-prof DIR] [--readme]`: starts the systems under test
 // (topology.ts), runs every load of the suite on every system — warmed up, repeated, interleaved
 // (each repetition rotates which system goes first) — measures the proxies' CPU and memory from
 // /proc around each run, and writes bench/results/latest.json and latest.md (report.ts).
@@ -6,7 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import { join } from "node:path";
 import type { LoadResult, LoadSpec } from "./loadgen.js";
-import { cpuSeconds, killAll, run, rssKiB, start, stop, stopAll } from "./procs.js";
+import { cpuSeconds, ioSyscalls, killAll, run, rssKiB, start, stop, stopAll } from "./procs.js";
 import { renderMarkdown, summarize, type Sample } from "./report.js";
 import { rotation } from "./stats.js";
 import { suite, type LoadDef } from "./suite.js";
@@ -15,7 +16,22 @@ import { BENCH_ROOT, REPO_ROOT, loopbackTopology, type System } from "./topology
 const LOADGEN = join(BENCH_ROOT, "dist", "src", "loadgen.js");
 const say = (line: string): void => console.log(`bench: ${line}`);
 
-function args(): { full: boolean; reps?: number; only?: string[]; readme: boolean } {
+interface Args {
+  full: boolean;
+  reps?: number;
+  only?: string[];
+  /** Run only these systems (direct is always kept: added latency is measured against it). */
+  systems?: string[];
+  /** Another built Ambit checkout: adds the `ambit-l4-before` system (A/B in one run). */
+  before?: string;
+  /** Override every timed load's duration (seconds), e.g. longer runs while profiling. */
+  seconds?: number;
+  /** Write V8 CPU profiles of every Ambit proxy process into this directory. */
+  cpuProf?: string;
+  readme: boolean;
+}
+
+function args(): Args {
   const a = process.argv.slice(2);
   const val = (name: string): string | undefined => {
     const i = a.indexOf(name);
@@ -23,10 +39,18 @@ function args(): { full: boolean; reps?: number; only?: string[]; readme: boolea
   };
   const reps = val("--reps");
   const only = val("--only");
+  const systems = val("--systems");
+  const before = val("--before");
+  const cpuProf = val("--cpu-prof");
+  const seconds = val("--seconds");
   return {
     full: a.includes("--full"),
     ...(reps ? { reps: Number(reps) } : {}),
     ...(only ? { only: only.split(",") } : {}),
+    ...(systems ? { systems: ["direct", ...systems.split(",").filter((x) => x !== "direct")] } : {}),
+    ...(before ? { before } : {}),
+    ...(cpuProf ? { cpuProf } : {}),
+    ...(seconds ? { seconds: Number(seconds) } : {}),
     readme: a.includes("--readme"),
   };
 }
@@ -45,14 +69,22 @@ function httpSpec(sys: System, def: LoadDef): Omit<LoadSpec, "mode"> {
   };
 }
 
-function snapshot(sys: System): { cpu: Record<string, number>; rss: Record<string, number> } {
+interface Snapshot {
+  cpu: Record<string, number>;
+  rss: Record<string, number>;
+  syscalls: Record<string, number>;
+}
+
+function snapshot(sys: System): Snapshot {
   const cpu: Record<string, number> = {};
   const rss: Record<string, number> = {};
+  const syscalls: Record<string, number> = {};
   for (const p of sys.proxies) {
     cpu[p.role] = cpuSeconds(p.pid);
     rss[p.role] = rssKiB(p.pid);
+    syscalls[p.role] = ioSyscalls(p.pid);
   }
-  return { cpu, rss };
+  return { cpu, rss, syscalls };
 }
 
 async function measure(sys: System, def: LoadDef, rep: number): Promise<Sample> {
@@ -131,6 +163,9 @@ async function measure(sys: System, def: LoadDef, rep: number): Promise<Sample> 
     cpu[p.role] = (after.cpu[p.role] as number) - (before.cpu[p.role] as number);
     rss[p.role] = after.rss[p.role] as number;
     metrics[`cpuPerUnit.${p.role}`] = (cpu[p.role] as number) / work;
+    // Read+write system calls per unit: exact, unlike CPU time on a shared machine.
+    metrics[`syscallsPerUnit.${p.role}`] =
+      ((after.syscalls[p.role] as number) - (before.syscalls[p.role] as number)) / work;
     metrics[`rssKiB.${p.role}`] = rss[p.role] as number;
   }
   return { load: def.id, system: sys.name, rep, metrics, cpuSeconds: cpu };
@@ -139,10 +174,19 @@ async function measure(sys: System, def: LoadDef, rep: number): Promise<Sample> 
 async function main(): Promise<void> {
   const a = args();
   const s = suite(a.full, a.reps);
-  const loads = a.only ? s.loads.filter((l) => a.only?.includes(l.id)) : s.loads;
+  const loads = (a.only ? s.loads.filter((l) => a.only?.includes(l.id)) : s.loads).map((l) =>
+    a.seconds !== undefined && l.kind !== "idle" ? { ...l, seconds: a.seconds } : l,
+  );
   const t0 = Date.now();
-  say(`${s.name} suite: ${loads.length} loads × 3 systems × ${s.repetitions} repetitions`);
-  const topo = await loopbackTopology(say);
+  if (a.cpuProf) mkdirSync(a.cpuProf, { recursive: true });
+  const topo = await loopbackTopology(say, {
+    ...(a.before ? { before: a.before } : {}),
+    ...(a.cpuProf ? { proxyNodeArgs: ["--cpu-prof", "--cpu-prof-dir", a.cpuProf] } : {}),
+  });
+  if (a.systems) topo.systems = topo.systems.filter((x) => a.systems?.includes(x.name));
+  say(
+    `${s.name} suite: ${loads.length} loads × ${topo.systems.length} systems (${topo.systems.map((x) => x.name).join(", ")}) × ${s.repetitions} repetitions`,
+  );
   const samples: Sample[] = [];
   try {
     // Warm-up: certificates, pooled tunnels, JIT in every proxy and in the backend.
@@ -180,7 +224,7 @@ async function main(): Promise<void> {
     suite: s.name,
     repetitions: s.repetitions,
     durationSeconds: Math.round((Date.now() - t0) / 1000),
-    command: a.full ? "npm run bench -- --full" : "npm run bench",
+    command: commandLine(),
     machine: {
       cores: cpus.length,
       cpu: cpus[0]?.model ?? "unknown",
@@ -202,6 +246,12 @@ async function main(): Promise<void> {
   if (a.readme) updateReadme(md);
   console.log(md);
   say(`done in ${result.durationSeconds} s; wrote bench/results/latest.json and latest.md`);
+}
+
+/** How this run was started, for the report (without --readme, which only says where it goes). */
+function commandLine(): string {
+  const rest = process.argv.slice(2).filter((x) => x !== "--readme");
+  return `npm run bench${rest.length > 0 ? ` -- ${rest.join(" ")}` : ""}`;
 }
 
 /** Replace the README's table between the bench markers with the new one. */

@@ -1,17 +1,24 @@
 // The systems under test, wired on loopback with the same backend and the same client for all:
-//   direct  — client → backend (127.0.2.1:9100; iperf3 server 127.0.2.1:5201)
-//   ambit   — client (pod 127.0.1.1 on node n1) → SOCKS5 127.0.1.1:15001 → `ambit node` n1 →
-//             HBONE (HTTP/2 CONNECT, mTLS 1.3) → 127.0.2.1:15008 `ambit node` n2 → backend;
+//   direct  — client → backend (127.0.52.1:9100; iperf3 server 127.0.52.1:5201)
+//   ambit   — client (pod 127.0.51.1 on node n1) → SOCKS5 127.0.51.1:15001 → `ambit node` n1 →
+//             HBONE (HTTP/2 CONNECT, mTLS 1.3) → 127.0.52.1:15008 `ambit node` n2 → backend;
 //             a real `ambit control-plane` is the CA and pushes the config over xDS.
-//   haproxy — client → HAProxy (127.0.1.1:16001) → mTLS 1.3, ECDSA P-256, one TLS connection per
-//             client connection → HAProxy (127.0.2.1:16008) → backend. The C peer.
+//   ambit-l7 — the same client pod and nodes, to a Service labelled istio.io/use-waypoint: n1 →
+//             HBONE → `ambit waypoint` (pod 127.0.53.1, L7 for the `http` port, L4 for `tcp-iperf`)
+//             → HBONE → n2 → backend.
+//   haproxy — client → HAProxy (127.0.51.1:16001) → mTLS 1.3, ECDSA P-256, one TLS connection per
+//             client connection → HAProxy (127.0.52.1:16008) → backend. The C peer.
+//   ambit-l4-before (only with `--before DIR`) — the L4 path through two node proxies run from
+//             another Ambit checkout (e.g. the main branch before an optimization), nodes n3/n4
+//             with pods 127.0.54.1 → 127.0.54.2 (the same backend program listens there too), so
+//             that before/after are compared in one interleaved run.
 // Loopback mode is how Ambit's own tests and benchmarks run its node proxy without root: an
 // application names its destination with SOCKS5 (iperf3 goes through proxychains4 for it).
 // TODO(netns): the lab topology (`ambit lab up`: pods in network namespaces, in-pod iptables
 // capture, no SOCKS) is the next topology to add behind the same `System` interface.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { run, start, stop, type Started } from "./procs.js";
 import type { Target } from "./socks.js";
@@ -20,11 +27,13 @@ export const BENCH_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", ".
 export const REPO_ROOT = join(BENCH_ROOT, "..");
 const AMBIT = join(REPO_ROOT, "bin", "ambit.js");
 
-export type SystemName = "direct" | "ambit" | "haproxy";
+export type SystemName = "direct" | "ambit" | "ambit-l7" | "haproxy" | "ambit-l4-before";
+
+export type ProxyRole = "client-side" | "server-side" | "waypoint";
 
 export interface ProxyProcess {
-  /** "client side" or "server side" of the two hops. */
-  role: "client-side" | "server-side";
+  /** "client side" or "server side" of the two hops, or the waypoint between them (L7). */
+  role: ProxyRole;
   pid: number;
 }
 
@@ -46,9 +55,24 @@ export interface Topology {
   close(): Promise<void>;
 }
 
-const CLIENT_POD = "127.0.1.1";
-const SERVER_POD = "127.0.2.1";
+export interface TopologyOptions {
+  /** Another Ambit checkout (built) whose node proxies run the `ambit-l4-before` system. */
+  before?: string;
+  /** Extra Node.js flags for every Ambit proxy process (e.g. `--cpu-prof --cpu-prof-dir DIR`). */
+  proxyNodeArgs?: string[];
+}
+
+// The bench's own loopback ranges (other suites run on the same machine at the same time): pods in
+// 127.0.51.0/24–127.0.54.0/24, the proxies' admin/metrics/readiness hosts in 127.0.10.51–59.
+const CLIENT_POD = "127.0.51.1";
+const SERVER_POD = "127.0.52.1";
+const WAYPOINT_POD = "127.0.53.1";
+const BEFORE_CLIENT_POD = "127.0.54.1";
+const BEFORE_SERVER_POD = "127.0.54.2";
 const SERVICE_VIP = "10.96.0.77";
+const L7_SERVICE_VIP = "10.96.0.78";
+const BEFORE_SERVICE_VIP = "10.96.0.79";
+const WAYPOINT_VIP = "10.96.0.80";
 const HTTP_PORT = 9100;
 const IPERF_PORT = 5201;
 
@@ -74,6 +98,63 @@ metadata: { name: server, namespace: bench }
 spec:
   selector: { app: server }
   clusterIP: ${SERVICE_VIP}
+  ports: [{ name: http, port: ${HTTP_PORT} }, { name: iperf, port: ${IPERF_PORT} }]
+---
+# Ambit L7: the same backend pod behind a second Service that names a waypoint. Its HTTP port goes
+# through the waypoint's L7 path; its tcp- port is passed through by the waypoint at L4.
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: waypoint, namespace: bench, labels: { istio.io/waypoint-for: service } }
+spec:
+  gatewayClassName: istio-waypoint
+  listeners: [{ name: mesh, port: 15008, protocol: HBONE }]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: waypoint-1
+  namespace: bench
+  labels: { gateway.networking.k8s.io/gateway-name: waypoint, istio.io/dataplane-mode: none }
+spec: { nodeName: n1, serviceAccountName: waypoint }
+status: { podIP: ${WAYPOINT_POD} }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: waypoint, namespace: bench }
+spec:
+  selector: { gateway.networking.k8s.io/gateway-name: waypoint }
+  clusterIP: ${WAYPOINT_VIP}
+  ports: [{ name: mesh, port: 15008 }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: server-l7, namespace: bench, labels: { istio.io/use-waypoint: waypoint } }
+spec:
+  selector: { app: server }
+  clusterIP: ${L7_SERVICE_VIP}
+  ports: [{ name: http, port: ${HTTP_PORT} }, { name: tcp-iperf, port: ${IPERF_PORT} }]
+`;
+
+const BEFORE_MESH = `---
+# ambit-l4-before: the other checkout's node proxies n3 and n4, with their own client and server pods.
+apiVersion: v1
+kind: Pod
+metadata: { name: client-before, namespace: bench, labels: { app: client-before } }
+spec: { nodeName: n3, serviceAccountName: client }
+status: { podIP: ${BEFORE_CLIENT_POD} }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: server-before, namespace: bench, labels: { app: server-before } }
+spec: { nodeName: n4, serviceAccountName: server }
+status: { podIP: ${BEFORE_SERVER_POD} }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: server-before, namespace: bench }
+spec:
+  selector: { app: server-before }
+  clusterIP: ${BEFORE_SERVICE_VIP}
   ports: [{ name: http, port: ${HTTP_PORT} }, { name: iperf, port: ${IPERF_PORT} }]
 `;
 
@@ -178,35 +259,43 @@ defaults
   );
 }
 
-export async function loopbackTopology(say: (line: string) => void): Promise<Topology> {
+export async function loopbackTopology(
+  say: (line: string) => void,
+  opts: TopologyOptions = {},
+): Promise<Topology> {
   const work = mkdtempSync(join(tmpdir(), "ambit-bench-"));
   const started: Started[] = [];
   const cleanup = async (): Promise<void> => {
-    for (const s of started.reverse()) await stop(s.child, 5_000);
+    for (const s of started.reverse()) await stop(s.child, 10_000);
     rmSync(work, { recursive: true, force: true });
   };
+  const beforeBin = opts.before ? join(resolve(opts.before), "bin", "ambit.js") : undefined;
+  if (beforeBin && !existsSync(beforeBin)) throw new Error(`--before ${opts.before}: no ${beforeBin}`);
   try {
     const env = { ...process.env, AMBIT_LOG_LEVEL: "warn" };
     const state = join(work, "cp");
     mkdirSync(join(state, "config"), { recursive: true });
-    writeFileSync(join(state, "config", "mesh.yaml"), MESH);
+    writeFileSync(join(state, "config", "mesh.yaml"), MESH + (beforeBin ? BEFORE_MESH : ""));
 
+    const serverPods = beforeBin ? [SERVER_POD, BEFORE_SERVER_POD] : [SERVER_POD];
     const backend = await start(
       [
         process.execPath,
         join(BENCH_ROOT, "dist", "src", "backend.js"),
-        SERVER_POD,
+        serverPods.join(","),
         String(HTTP_PORT),
         "1024",
       ],
-      /listening/,
+      new RegExp(serverPods.map((p) => `listening ${p.replace(/\./g, "\\.")}`).join("[^]*")),
     );
     started.push(backend);
-    const iperfServer = await start(
-      ["iperf3", "-s", "--forceflush", "-B", SERVER_POD, "-p", String(IPERF_PORT)],
-      /listening/,
-    );
-    started.push(iperfServer);
+    for (const pod of serverPods) {
+      const iperfServer = await start(
+        ["iperf3", "-s", "--forceflush", "-B", pod, "-p", String(IPERF_PORT)],
+        /listening/,
+      );
+      started.push(iperfServer);
+    }
 
     const cp = await start(
       [
@@ -226,8 +315,10 @@ export async function loopbackTopology(say: (line: string) => void): Promise<Top
     started.push(cp);
     const grpcPort = cp.match?.[1] ?? "";
     const adminUrl = `http://127.0.0.1:${cp.match?.[2] ?? ""}`;
-    const nodes: Started[] = [];
-    for (const [i, name] of ["n1", "n2"].entries()) {
+    const proxyArgs = opts.proxyNodeArgs ?? [];
+
+    /** Join node `name` with the CLI of `bin` and start its node proxy (admin etc. on `host`). */
+    const startNode = async (bin: string, name: string, host: string): Promise<Started> => {
       const creds = join(work, name);
       const token = (
         await run(
@@ -250,7 +341,7 @@ export async function loopbackTopology(say: (line: string) => void): Promise<Top
       await run(
         [
           process.execPath,
-          AMBIT,
+          bin,
           "node",
           "join",
           "--control-plane",
@@ -263,11 +354,11 @@ export async function loopbackTopology(say: (line: string) => void): Promise<Top
         30_000,
         { env },
       );
-      const host = `127.0.10.${i + 1}`;
       const node = await start(
         [
           process.execPath,
-          AMBIT,
+          ...proxyArgs,
+          bin,
           "node",
           "--control-plane",
           `127.0.0.1:${grpcPort}`,
@@ -275,21 +366,51 @@ export async function loopbackTopology(say: (line: string) => void): Promise<Top
           name,
           "--credentials",
           creds,
-          "--admin-addr",
-          `${host}:15000`,
-          "--metrics-addr",
-          `${host}:15020`,
-          "--ready-addr",
-          `${host}:15021`,
+          // Short drain: the bench stops the proxies at the end (and --cpu-prof writes at exit).
+          "--drain",
+          "2s",
+          ...adminArgs(host),
         ],
         null,
         { env },
       );
       started.push(node);
-      nodes.push(node);
       await waitHttp200(`http://${host}:15021/healthz/ready`, 30_000);
+      return node;
+    };
+    const n1 = await startNode(AMBIT, "n1", "127.0.10.51");
+    const n2 = await startNode(AMBIT, "n2", "127.0.10.52");
+    say(`ambit: control plane and nodes n1 (pid ${n1.pid}), n2 (pid ${n2.pid}) ready`);
+    const wp = await start(
+      [
+        process.execPath,
+        ...proxyArgs,
+        AMBIT,
+        "waypoint",
+        "--control-plane",
+        `127.0.0.1:${grpcPort}`,
+        "--gateway",
+        "bench/waypoint",
+        "--credentials",
+        join(work, "n1"),
+        "--address",
+        WAYPOINT_POD,
+        ...adminArgs("127.0.10.53"),
+      ],
+      null,
+      { env },
+    );
+    started.push(wp);
+    await waitHttp200("http://127.0.10.53:15021/healthz/ready", 30_000);
+    say(`ambit: waypoint bench/waypoint (pid ${wp.pid}) ready`);
+    let before: [Started, Started] | undefined;
+    if (beforeBin) {
+      before = [
+        await startNode(beforeBin, "n3", "127.0.10.54"),
+        await startNode(beforeBin, "n4", "127.0.10.55"),
+      ];
+      say(`ambit (before, ${opts.before}): nodes n3 (pid ${before[0].pid}), n4 (pid ${before[1].pid}) ready`);
     }
-    say(`ambit: control plane and nodes n1 (pid ${nodes[0]?.pid}), n2 (pid ${nodes[1]?.pid}) ready`);
 
     const certs = join(work, "certs");
     mkdirSync(certs);
@@ -309,12 +430,14 @@ export async function loopbackTopology(say: (line: string) => void): Promise<Top
     const [hapServer, hapClient] = haproxies as [Started, Started];
     say(`haproxy: client side pid ${hapClient.pid}, server side pid ${hapServer.pid}`);
 
-    const chains = join(work, "proxychains.conf");
-    writeFileSync(
-      chains,
-      `strict_chain\nquiet_mode\ntcp_read_time_out 15000\ntcp_connect_time_out 8000\n[ProxyList]\nsocks5 ${CLIENT_POD} 15001\n`,
-    );
-    const [n1, n2] = nodes as [Started, Started];
+    const chains = (pod: string): string[] => {
+      const file = join(work, `proxychains-${pod}.conf`);
+      writeFileSync(
+        file,
+        `strict_chain\nquiet_mode\ntcp_read_time_out 15000\ntcp_connect_time_out 8000\n[ProxyList]\nsocks5 ${pod} 15001\n`,
+      );
+      return ["proxychains4", "-q", "-f", file];
+    };
     const systems: System[] = [
       {
         name: "direct",
@@ -330,9 +453,22 @@ export async function loopbackTopology(say: (line: string) => void): Promise<Top
         http: { host: SERVICE_VIP, port: HTTP_PORT },
         socks: { host: CLIENT_POD, port: 15001 },
         iperf: { host: SERVICE_VIP, port: IPERF_PORT },
-        iperfPrefix: ["proxychains4", "-q", "-f", chains],
+        iperfPrefix: chains(CLIENT_POD),
         proxies: [
           { role: "client-side", pid: n1.pid },
+          { role: "server-side", pid: n2.pid },
+        ],
+      },
+      {
+        name: "ambit-l7",
+        label: "Ambit L7 (node proxy → HBONE → waypoint → HBONE → node proxy)",
+        http: { host: L7_SERVICE_VIP, port: HTTP_PORT },
+        socks: { host: CLIENT_POD, port: 15001 },
+        iperf: { host: L7_SERVICE_VIP, port: IPERF_PORT },
+        iperfPrefix: chains(CLIENT_POD),
+        proxies: [
+          { role: "client-side", pid: n1.pid },
+          { role: "waypoint", pid: wp.pid },
           { role: "server-side", pid: n2.pid },
         ],
       },
@@ -348,16 +484,42 @@ export async function loopbackTopology(say: (line: string) => void): Promise<Top
         ],
       },
     ];
-    const describe = {
+    if (before)
+      systems.push({
+        name: "ambit-l4-before",
+        label: `Ambit L4 from ${opts.before} (the "before" build)`,
+        http: { host: BEFORE_SERVICE_VIP, port: HTTP_PORT },
+        socks: { host: BEFORE_CLIENT_POD, port: 15001 },
+        iperf: { host: BEFORE_SERVICE_VIP, port: IPERF_PORT },
+        iperfPrefix: chains(BEFORE_CLIENT_POD),
+        proxies: [
+          { role: "client-side", pid: before[0].pid },
+          { role: "server-side", pid: before[1].pid },
+        ],
+      });
+    const describe: Record<string, string> = {
       topology: "loopback (Ambit loopback mode: SOCKS5 to the node proxy; no capture)",
-      ambit: "2 × `ambit node` (one Node.js process each) + `ambit control-plane`; AMBIT_LOG_LEVEL=warn",
+      ambit:
+        "2 × `ambit node` (one Node.js process each) + `ambit waypoint` (L7 rows) + `ambit control-plane`; AMBIT_LOG_LEVEL=warn",
       haproxy: (await run(["haproxy", "-v"], 5_000)).split("\n")[0] ?? "",
       iperf3: (await run(["iperf3", "-v"], 5_000)).split("\n")[0] ?? "",
       openssl: (await run(["openssl", "version"], 5_000)).trim(),
     };
+    if (opts.before) describe.before = `ambit-l4-before: node proxies from ${resolve(opts.before)}`;
     return { systems, describe, close: cleanup };
   } catch (err) {
     await cleanup();
     throw err;
   }
+}
+
+function adminArgs(host: string): string[] {
+  return [
+    "--admin-addr",
+    `${host}:15000`,
+    "--metrics-addr",
+    `${host}:15020`,
+    "--ready-addr",
+    `${host}:15021`,
+  ];
 }

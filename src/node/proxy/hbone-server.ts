@@ -153,8 +153,27 @@ export class HboneServer {
     } catch {
       // the session closed meanwhile
     }
-    session.setTimeout(this.opts.idleTimeoutMs ?? 300_000, () => {
-      session.close();
+    // Idle = no open stream (not "no byte moved"): a timer armed while the session has no stream,
+    // so the data path does not refresh a session timer on every chunk as setTimeout() would.
+    const idleMs = this.opts.idleTimeoutMs ?? 300_000;
+    let open = 0;
+    let idle: NodeJS.Timeout | undefined;
+    const arm = (): void => {
+      idle = setTimeout(() => session.close(), idleMs);
+      idle.unref();
+    };
+    arm();
+    session.on("stream", (stream: http2.ServerHttp2Stream) => {
+      open++;
+      if (idle) clearTimeout(idle);
+      idle = undefined;
+      stream.once("close", () => {
+        open--;
+        if (open === 0 && !session.closed && !session.destroyed) arm();
+      });
+    });
+    session.once("close", () => {
+      if (idle) clearTimeout(idle);
     });
   }
 

@@ -119,10 +119,17 @@ export class Inbound {
       rec,
       workloadUid: rec.destination.workload?.uid ?? "",
       serial,
-      splice: splice(client, app, { a: "client", b: "application" }, (end) => {
-        this.live.delete(entry);
-        this.opts.telemetry.finished(rec, { received: end.aToB, sent: end.bToA, endReason: end.reason });
-      }),
+      splice: splice(
+        client,
+        app,
+        { a: "client", b: "application" },
+        (end) => {
+          this.live.delete(entry);
+          this.opts.telemetry.finished(rec, { received: end.aToB, sent: end.bToA, endReason: end.reason });
+        },
+        // An HBONE stream → the application's socket: batch its frame pieces into a writev.
+        { batchAToB: rec.security === "mutual_tls" },
+      ),
     };
     this.live.add(entry);
   }

@@ -116,7 +116,7 @@ export class Outbound {
       return;
     }
     ic.confirm();
-    this.track(socket, upstream, rec);
+    this.track(socket, upstream, rec, false);
   }
 
   private async tunnel(
@@ -149,14 +149,21 @@ export class Outbound {
       return;
     }
     ic.confirm();
-    this.track(socket, r.stream, rec);
+    this.track(socket, r.stream, rec, true);
   }
 
-  private track(socket: net.Socket, upstream: Duplex, rec: ConnectionRecord): void {
-    const s = splice(socket, upstream, { a: "client", b: "upstream" }, (end) => {
-      this.live.delete(close);
-      this.opts.telemetry.finished(rec, { received: end.aToB, sent: end.bToA, endReason: end.reason });
-    });
+  private track(socket: net.Socket, upstream: Duplex, rec: ConnectionRecord, tunnel: boolean): void {
+    const s = splice(
+      socket,
+      upstream,
+      { a: "client", b: "upstream" },
+      (end) => {
+        this.live.delete(close);
+        this.opts.telemetry.finished(rec, { received: end.aToB, sent: end.bToA, endReason: end.reason });
+      },
+      // HBONE stream → client socket: batch the frame pieces of one event-loop turn into a writev.
+      { batchBToA: tunnel },
+    );
     const close = (reason: string): void => s.close(reason);
     this.live.set(close, rec);
   }

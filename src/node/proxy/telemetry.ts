@@ -119,6 +119,17 @@ export interface ConnectionEnd {
   endReason: string;
 }
 
+/** A record's labels, computed when it opened and reused when it ends unless its flags changed. */
+const labelCache = new WeakMap<ConnectionRecord, { flags: string; labels: IstioLabels }>();
+
+function labelsOf(rec: ConnectionRecord): IstioLabels {
+  const c = labelCache.get(rec);
+  if (c && c.flags === rec.flags) return c.labels;
+  const l = labels(rec);
+  labelCache.set(rec, { flags: rec.flags, labels: l });
+  return l;
+}
+
 export class NodeTelemetry {
   private readonly opened: Counter<string>;
   private readonly closed: Counter<string>;
@@ -189,7 +200,7 @@ export class NodeTelemetry {
 
   /** A connection was decided (allowed or denied); counts it as opened. */
   connectionOpened(rec: ConnectionRecord): void {
-    this.opened.inc(labels(rec));
+    this.opened.inc(labelsOf(rec));
     this.active.inc({ direction: rec.direction });
   }
 
@@ -199,11 +210,13 @@ export class NodeTelemetry {
 
   /** The connection ended: counters and one access-log line. */
   finished(rec: ConnectionRecord, end: ConnectionEnd): void {
-    const l = labels(rec);
+    const l = labelsOf(rec);
     this.closed.inc(l);
     if (end.sent > 0) this.sentBytes.inc(l, end.sent);
     if (end.received > 0) this.receivedBytes.inc(l, end.received);
     this.active.dec({ direction: rec.direction });
+    // Build the access-log line only when it is written (AMBIT_LOG_LEVEL=warn turns it off).
+    if (!this.access.isLevelEnabled("info")) return;
     this.access.info(
       {
         event: "connection",
