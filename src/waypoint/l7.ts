@@ -327,6 +327,10 @@ export class WaypointL7 {
       requestId,
     };
     req.on("data", (c: Buffer) => (record.requestBytes += c.length));
+    // Counting must not start the flow: the body waits (paused, buffered by the stream up to its
+    // highWaterMark, then backpressure) until the router sends it upstream, however long the
+    // filters take (JWKS fetch, ext_authz). Flowing here would drop what arrives meanwhile.
+    req.pause();
     const finish = (reply: LocalReply | null, result?: RouterResult): void => {
       if (reply && arrival.expectContinue && !continued && version === "HTTP/1.1") {
         // The client held its body back; it will not come, so the connection cannot be reused.

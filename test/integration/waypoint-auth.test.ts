@@ -179,6 +179,7 @@ interface Echoed {
   app: string;
   path: string;
   headers: http.IncomingHttpHeaders;
+  bodyBytes: number;
 }
 
 interface CheckRequestMessage {
@@ -328,9 +329,10 @@ describe("waypoint: RequestAuthentication (JWT) and CUSTOM ext_authz end to end"
 
   function echoServer(app: string, ip: string): Promise<void> {
     const srv = http.createServer((req, res) => {
-      req.resume();
+      let bodyBytes = 0;
+      req.on("data", (c: Buffer) => (bodyBytes += c.length));
       req.on("end", () => {
-        const echoed = { app, path: req.url ?? "", headers: req.headers };
+        const echoed = { app, path: req.url ?? "", headers: req.headers, bodyBytes };
         (seen[app] ??= []).push(echoed);
         res.writeHead(200, { "content-type": "application/json" });
         res.end(JSON.stringify(echoed));
@@ -603,6 +605,18 @@ spec:
     assert.equal(ok.headers["x-authz-user"], "http-alice");
     assert.equal(ok.headers["x-ext-authz-check-result"], "allowed");
     assert.equal(ok.headers["x-not-forwarded"], undefined, "only headersToUpstreamOnAllow reach the backend");
+
+    // A body sent with the headers (no 100-continue) waits while the authorizer is asked, and
+    // then reaches the backend whole.
+    const posted = await curlJson(`http://${ECHO_VIP}/authz-http/post`, [
+      "-H",
+      "x-ext-authz: allow",
+      "-H",
+      "expect:",
+      "--data-binary",
+      "x".repeat(100_000),
+    ]);
+    assert.equal(posted.bodyBytes, 100_000);
 
     const before = httpChecks;
     const no = await curl(`http://${ECHO_VIP}/authz-http/no`, ["-H", "x-ext-authz: deny"]);
