@@ -7,29 +7,19 @@
 // repo's protos) that is a mesh Service, reached by the waypoint over HBONE with its own identity.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import * as http from "node:http";
-import * as net from "node:net";
-import { tmpdir } from "node:os";
+import type * as net from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from "jose";
 import { extAuthzServiceClient } from "../../src/api/protos.js";
-import {
-  joinNodeWithCli,
-  startControlPlaneProcess,
-  until,
-  type ControlPlaneProcess,
-} from "../support/control-plane.js";
-import {
-  socksForwarder,
-  startNodeProcess,
-  startWaypointProcess,
-  type NodeProcess,
-} from "../support/node-proxy.js";
+import { until } from "../support/control-plane.js";
+import { socksForwarder, type NodeProcess } from "../support/node-proxy.js";
 import { runAmbit } from "../support/repo.js";
+import { counter, freePort, meshPrelude, WaypointMesh } from "../support/waypoint-mesh.js";
 
 const run = promisify(execFile);
 
@@ -52,41 +42,7 @@ const WAYPOINT_ID = "spiffe://cluster.local/ns/shop/sa/waypoint";
 const INLINE_ISS = "https://inline.issuer.test";
 const REMOTE_ISS = `http://${JWKS_IP}:${JWKS_PORT}`;
 
-const MESH = `
-apiVersion: v1
-kind: Namespace
-metadata: { name: shop, labels: { istio.io/dataplane-mode: ambient } }
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: { name: waypoint, namespace: shop, labels: { istio.io/waypoint-for: service } }
-spec:
-  gatewayClassName: istio-waypoint
-  listeners: [{ name: mesh, port: 15008, protocol: HBONE }]
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: waypoint-1
-  namespace: shop
-  labels: { gateway.networking.k8s.io/gateway-name: waypoint, istio.io/dataplane-mode: none }
-spec: { nodeName: n1, serviceAccountName: waypoint }
-status: { podIP: ${WAYPOINT_IP} }
----
-apiVersion: v1
-kind: Service
-metadata: { name: waypoint, namespace: shop }
-spec:
-  selector: { gateway.networking.k8s.io/gateway-name: waypoint }
-  clusterIP: 10.96.21.2
-  ports: [{ name: mesh, port: 15008 }]
----
-apiVersion: v1
-kind: Pod
-metadata: { name: client-1, namespace: shop, labels: { app: client } }
-spec: { nodeName: n1, serviceAccountName: client }
-status: { podIP: ${CLIENT_IP} }
----
+const MESH = `${meshPrelude({ namespace: "shop", clientIp: CLIENT_IP, waypointIp: WAYPOINT_IP, waypointVip: "10.96.21.2" })}---
 apiVersion: v1
 kind: Pod
 metadata: { name: echo-1, namespace: shop, labels: { app: echo } }
@@ -189,24 +145,6 @@ interface CheckRequestMessage {
   };
 }
 
-async function closedPort(ip: string): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, ip, r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-function counter(metrics: string, name: string, labels: Record<string, string>): number {
-  let total = 0;
-  for (const line of metrics.split("\n")) {
-    if (!line.startsWith(`${name}{`)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
-      total += Number(line.split(" ").pop());
-  }
-  return total;
-}
-
 interface Issuer {
   iss: string;
   kid: string;
@@ -236,10 +174,19 @@ async function token(
 }
 
 describe("waypoint: RequestAuthentication (JWT) and CUSTOM ext_authz end to end", () => {
-  const state = mkdtempSync(join(tmpdir(), "ambit-wpauth-"));
-  const work = mkdtempSync(join(tmpdir(), "ambit-wpauth-work-"));
-  let cp: ControlPlaneProcess;
-  let n1: NodeProcess;
+  const mesh = new WaypointMesh({
+    namespace: "shop",
+    clientIp: CLIENT_IP,
+    waypointIp: WAYPOINT_IP,
+    adminHosts: { n1: "127.0.10.21", n2: "127.0.10.22", waypoint: "127.0.10.23" },
+    yaml: MESH,
+    tmpPrefix: "ambit-wpauth",
+    curlTimeoutS: 20,
+    curlMaxBuffer: 4 * 1024 * 1024,
+    eventuallyMs: 20_000,
+    eventuallyIntervalMs: 150,
+  });
+  const { work } = mesh;
   let n2: NodeProcess;
   let wp: NodeProcess;
   let grpcAuthz: grpc.Server | undefined;
@@ -251,73 +198,8 @@ describe("waypoint: RequestAuthentication (JWT) and CUSTOM ext_authz end to end"
   let inline: Issuer;
   let remote: Issuer;
   let stranger: Issuer;
-  const admin = (): string[] => ["--control-plane", cp.adminUrl, "--state-dir", state];
-
-  async function apply(yaml: string, name: string): Promise<void> {
-    const file = join(work, `${name}.yaml`);
-    writeFileSync(file, yaml);
-    const r = await runAmbit(["apply", "-f", file, ...admin()]);
-    assert.equal(r.code, 0, r.stderr);
-  }
-
-  async function remove(yaml: string, name: string): Promise<void> {
-    const file = join(work, `${name}.yaml`);
-    writeFileSync(file, yaml);
-    const r = await runAmbit(["delete", "-f", file, ...admin()]);
-    assert.equal(r.code, 0, r.stderr);
-  }
-
-  /** curl through the client's node proxy; returns status, headers and body. */
-  async function curl(
-    url: string,
-    args: readonly string[] = [],
-  ): Promise<{ status: number; headers: string; body: string }> {
-    const { stdout } = await run(
-      "curl",
-      [
-        "-sS",
-        "--max-time",
-        "20",
-        "--socks5",
-        `${CLIENT_IP}:15001`,
-        "-D",
-        "-",
-        "-o",
-        "-",
-        "-w",
-        "\n%{http_code}",
-        ...args,
-        url,
-      ],
-      { maxBuffer: 4 * 1024 * 1024 },
-    );
-    const lines = stdout.trimEnd().split("\n");
-    const status = Number(lines.pop());
-    const text = lines.join("\n");
-    const split = text.indexOf("\r\n\r\n");
-    return {
-      status,
-      headers: split >= 0 ? text.slice(0, split) : text,
-      body: split >= 0 ? text.slice(split + 4) : "",
-    };
-  }
-
-  async function curlJson(url: string, args: readonly string[] = []): Promise<Echoed> {
-    const r = await curl(url, args);
-    assert.equal(r.status, 200, `${url}: ${r.status} ${r.headers}\n${r.body}\n${wp.logs().slice(-3000)}`);
-    return JSON.parse(r.body) as Echoed;
-  }
 
   const bearer = (t: string): string[] => ["-H", `authorization: Bearer ${t}`];
-
-  async function eventually(probe: () => Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-    const end = Date.now() + ms;
-    for (;;) {
-      if (await probe().catch(() => false)) return;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${wp.logs().slice(-4000)}`);
-      await new Promise((r) => setTimeout(r, 150));
-    }
-  }
 
   function listen(srv: net.Server, port: number, ip: string): Promise<void> {
     servers.push(srv);
@@ -397,35 +279,27 @@ describe("waypoint: RequestAuthentication (JWT) and CUSTOM ext_authz end to end"
     inline = await issuer(INLINE_ISS, "inline-1");
     remote = await issuer(REMOTE_ISS, "remote-1");
     stranger = await issuer(INLINE_ISS, "inline-1"); // same iss and kid, another key
-    mkdirSync(join(state, "config"), { recursive: true });
-    writeFileSync(join(state, "config", "mesh.yaml"), MESH);
-    const grpcPort = await closedPort("127.0.0.1");
-    cp = await startControlPlaneProcess(state, ["--grpc-addr", `127.0.0.1:${grpcPort}`]);
-    await joinNodeWithCli(cp, "n1", join(work, "n1"));
-    await joinNodeWithCli(cp, "n2", join(work, "n2"));
-    await echoServer("echo", ECHO_IP);
-    await echoServer("api", API_IP);
-    await httpAuthorizer();
-    await grpcAuthorizer();
-    const jwks = http.createServer((req, res) => {
-      jwksFetches++;
-      if (req.url !== "/jwks.json") return void res.writeHead(404).end();
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify(remote.jwks));
+    await mesh.start(async () => {
+      await echoServer("echo", ECHO_IP);
+      await echoServer("api", API_IP);
+      await httpAuthorizer();
+      await grpcAuthorizer();
+      const jwks = http.createServer((req, res) => {
+        jwksFetches++;
+        if (req.url !== "/jwks.json") return void res.writeHead(404).end();
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify(remote.jwks));
+      });
+      await listen(jwks, JWKS_PORT, JWKS_IP);
     });
-    await listen(jwks, JWKS_PORT, JWKS_IP);
-    n1 = await startNodeProcess(cp, "n1", join(work, "n1"), "127.0.10.21");
-    n2 = await startNodeProcess(cp, "n2", join(work, "n2"), "127.0.10.22");
-    wp = await startWaypointProcess(cp, "shop/waypoint", join(work, "n1"), WAYPOINT_IP, "127.0.10.23");
+    ({ n2, wp } = mesh);
   });
 
   after(async () => {
-    await Promise.all([n1?.stop(), n2?.stop(), wp?.stop()]);
-    await cp?.stop("SIGKILL");
-    grpcAuthz?.forceShutdown();
-    for (const s of servers) s.close();
-    rmSync(state, { recursive: true, force: true });
-    rmSync(work, { recursive: true, force: true });
+    await mesh.stop(() => {
+      grpcAuthz?.forceShutdown();
+      for (const s of servers) s.close();
+    });
   });
 
   test("the istio ConfigMap is validated at apply time: a bad provider is named by file and field path", async () => {
@@ -444,7 +318,7 @@ describe("waypoint: RequestAuthentication (JWT) and CUSTOM ext_authz end to end"
       /bad-mesh\.yaml:\d+ \(document 1\) ConfigMap istio-system\/istio: data\.mesh\.extensionProviders\[0\]\.envoyExtAuthzHttp\.port: /,
     );
     assert.match(out, /data\.mesh\.extensionProviders\[0\]\.envoyExtAuthzHttp\.timeout: /);
-    const a = await runAmbit(["apply", "-f", file, ...admin()]);
+    const a = await runAmbit(["apply", "-f", file, ...mesh.admin()]);
     assert.notEqual(a.code, 0);
     assert.match(a.stdout + a.stderr, /extensionProviders\[0\]\.envoyExtAuthzHttp\.port/);
     assert.match(a.stdout + a.stderr, /AMBIT_E_INVALID_VALUE/);
@@ -454,13 +328,22 @@ describe("waypoint: RequestAuthentication (JWT) and CUSTOM ext_authz end to end"
       other,
       "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: app, namespace: shop }\ndata: { a: b }\n",
     );
-    const o = await runAmbit(["apply", "-f", other, ...admin()]);
+    const o = await runAmbit(["apply", "-f", other, ...mesh.admin()]);
     assert.notEqual(o.code, 0);
     assert.match(o.stdout + o.stderr, /ConfigMap shop\/app: metadata\.name: .*istio-system\/istio/);
 
     // The good one applies, and reads back as written.
-    await apply(meshConfig(await closedPort(AUTHZ_HTTP_IP)), "meshconfig");
-    const g = await runAmbit(["get", "configmap", "istio", "-n", "istio-system", "-o", "yaml", ...admin()]);
+    await mesh.apply(meshConfig(await freePort(AUTHZ_HTTP_IP)), "meshconfig");
+    const g = await runAmbit([
+      "get",
+      "configmap",
+      "istio",
+      "-n",
+      "istio-system",
+      "-o",
+      "yaml",
+      ...mesh.admin(),
+    ]);
     assert.equal(g.code, 0, g.stderr);
     assert.match(g.stdout, /envoyExtAuthzGrpc/);
   });
@@ -481,54 +364,54 @@ spec:
 `;
 
   test("JWT: inline jwks and jwksUri; valid → 200 with the payload header, bad/expired → 401, none → anonymous", async () => {
-    await apply(JWT(), "jwt");
+    await mesh.apply(JWT(), "jwt");
     const bad = await token(stranger, "mallory");
-    await eventually(
-      async () => (await curl(`http://${API_VIP}/probe`, bearer(bad))).status === 401,
+    await mesh.eventually(
+      async () => (await mesh.curl(`http://${API_VIP}/probe`, bearer(bad))).status === 401,
       "JWT pushed",
     );
 
     // (a) inline jwks: the backend gets the payload segment, not the token (forwardOriginalToken false).
     const alice = await token(inline, "alice", { extra: { team: "red" } });
-    const a = await curlJson(`http://${API_VIP}/inline`, bearer(alice));
+    const a = await mesh.curlJson<Echoed>(`http://${API_VIP}/inline`, bearer(alice));
     assert.equal(a.app, "api");
     assert.equal(a.headers["x-jwt-payload"], alice.split(".")[1]);
     assert.equal(a.headers["authorization"], undefined);
     // A client cannot forge the output header.
-    const forged = await curlJson(`http://${API_VIP}/forged`, ["-H", "x-jwt-payload: forged"]);
+    const forged = await mesh.curlJson<Echoed>(`http://${API_VIP}/forged`, ["-H", "x-jwt-payload: forged"]);
     assert.equal(forged.headers["x-jwt-payload"], undefined);
 
     // (b) jwksUri over HTTP on loopback: fetched, cached, claim copied to a header.
     const carol = await token(remote, "carol", { extra: { team: "blue" } });
-    const c = await curlJson(`http://${API_VIP}/remote`, bearer(carol));
+    const c = await mesh.curlJson<Echoed>(`http://${API_VIP}/remote`, bearer(carol));
     assert.equal(c.headers["x-jwt-team"], "blue");
     assert.ok(jwksFetches >= 1);
     const fetches = jwksFetches;
-    for (let i = 0; i < 3; i++) await curlJson(`http://${API_VIP}/remote`, bearer(carol));
+    for (let i = 0; i < 3; i++) await mesh.curlJson<Echoed>(`http://${API_VIP}/remote`, bearer(carol));
     assert.equal(jwksFetches, fetches, "keys are cached, not fetched per request");
 
     // Bad signature, expired, malformed, unknown issuer → 401 with Envoy's texts.
-    const badSig = await curl(`http://${API_VIP}/x`, bearer(bad));
+    const badSig = await mesh.curl(`http://${API_VIP}/x`, bearer(bad));
     assert.equal(badSig.status, 401);
     assert.match(
       badSig.headers,
       /^www-authenticate: Bearer realm="http:\/\/10\.96\.21\.11\/x", error="invalid_token"/im,
     );
     const expired = await token(inline, "alice", { expiresAt: Math.floor(Date.now() / 1000) - 600 });
-    const e = await curl(`http://${API_VIP}/x`, bearer(expired));
+    const e = await mesh.curl(`http://${API_VIP}/x`, bearer(expired));
     assert.equal(e.status, 401);
     assert.equal(e.body, "Jwt is expired");
-    assert.equal((await curl(`http://${API_VIP}/x`, bearer("not.a-token"))).status, 401);
+    assert.equal((await mesh.curl(`http://${API_VIP}/x`, bearer("not.a-token"))).status, 401);
     const unknown = await token(await issuer("https://unknown.test", "u"), "u");
-    const u = await curl(`http://${API_VIP}/x`, bearer(unknown));
+    const u = await mesh.curl(`http://${API_VIP}/x`, bearer(unknown));
     assert.equal(u.status, 401);
     assert.equal(u.body, "Jwt issuer is not configured");
 
     // No token: anonymous, allowed (no AuthorizationPolicy requires one yet).
-    assert.equal((await curlJson(`http://${API_VIP}/anon`)).app, "api");
+    assert.equal((await mesh.curlJson<Echoed>(`http://${API_VIP}/anon`)).app, "api");
 
     // Service echo has no RequestAuthentication: its requests are not checked at all.
-    assert.equal((await curl(`http://${ECHO_VIP}/plain`, bearer(bad))).status, 200);
+    assert.equal((await mesh.curl(`http://${ECHO_VIP}/plain`, bearer(bad))).status, 200);
 
     await until(() =>
       wp
@@ -549,7 +432,7 @@ spec:
   });
 
   test("JWT + AuthorizationPolicy requestPrincipals: only alice's token is allowed; no token → 403", async () => {
-    await apply(JWT(), "jwt");
+    await mesh.apply(JWT(), "jwt");
     const policy = `
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -559,18 +442,21 @@ spec:
   action: ALLOW
   rules: [{ from: [{ source: { requestPrincipals: ["${INLINE_ISS}/alice", "${REMOTE_ISS}/carol"] } }] }]
 `;
-    await apply(policy, "api-alice");
+    await mesh.apply(policy, "api-alice");
     try {
-      await eventually(async () => (await curl(`http://${API_VIP}/who`)).status === 403, "policy pushed");
+      await mesh.eventually(
+        async () => (await mesh.curl(`http://${API_VIP}/who`)).status === 403,
+        "policy pushed",
+      );
       const alice = await token(inline, "alice");
       const bob = await token(inline, "bob");
       const carol = await token(remote, "carol");
-      assert.equal((await curlJson(`http://${API_VIP}/who`, bearer(alice))).app, "api");
-      assert.equal((await curlJson(`http://${API_VIP}/who`, bearer(carol))).app, "api");
-      const b = await curl(`http://${API_VIP}/who-bob`, bearer(bob));
+      assert.equal((await mesh.curlJson<Echoed>(`http://${API_VIP}/who`, bearer(alice))).app, "api");
+      assert.equal((await mesh.curlJson<Echoed>(`http://${API_VIP}/who`, bearer(carol))).app, "api");
+      const b = await mesh.curl(`http://${API_VIP}/who-bob`, bearer(bob));
       assert.equal(b.status, 403);
       assert.equal(b.body, "RBAC: access denied");
-      assert.equal((await curl(`http://${API_VIP}/who`)).status, 403);
+      assert.equal((await mesh.curl(`http://${API_VIP}/who`)).status, 403);
       await until(() =>
         wp
           .accessLog()
@@ -583,18 +469,18 @@ spec:
           ),
       );
     } finally {
-      await remove(policy, "api-alice");
+      await mesh.remove(policy, "api-alice");
     }
   });
 
   test("ext_authz over HTTP (outside the mesh): allow adds headers for the backend, deny answers the authorizer's 403", async () => {
-    await apply(meshConfig(await closedPort(AUTHZ_HTTP_IP)), "meshconfig");
-    await apply(CUSTOM, "custom");
-    await eventually(
-      async () => (await curl(`http://${ECHO_VIP}/authz-http/x`)).status === 403 && httpChecks > 0,
+    await mesh.apply(meshConfig(await freePort(AUTHZ_HTTP_IP)), "meshconfig");
+    await mesh.apply(CUSTOM, "custom");
+    await mesh.eventually(
+      async () => (await mesh.curl(`http://${ECHO_VIP}/authz-http/x`)).status === 403 && httpChecks > 0,
       "providers and CUSTOM policies pushed",
     );
-    const okRes = await curl(`http://${ECHO_VIP}/authz-http/ok`, ["-H", "x-ext-authz: allow"]);
+    const okRes = await mesh.curl(`http://${ECHO_VIP}/authz-http/ok`, ["-H", "x-ext-authz: allow"]);
     assert.equal(okRes.status, 200, okRes.body);
     assert.match(
       okRes.headers,
@@ -608,7 +494,7 @@ spec:
 
     // A body sent with the headers (no 100-continue) waits while the authorizer is asked, and
     // then reaches the backend whole.
-    const posted = await curlJson(`http://${ECHO_VIP}/authz-http/post`, [
+    const posted = await mesh.curlJson<Echoed>(`http://${ECHO_VIP}/authz-http/post`, [
       "-H",
       "x-ext-authz: allow",
       "-H",
@@ -619,14 +505,14 @@ spec:
     assert.equal(posted.bodyBytes, 100_000);
 
     const before = httpChecks;
-    const no = await curl(`http://${ECHO_VIP}/authz-http/no`, ["-H", "x-ext-authz: deny"]);
+    const no = await mesh.curl(`http://${ECHO_VIP}/authz-http/no`, ["-H", "x-ext-authz: deny"]);
     assert.equal(no.status, 403);
     assert.equal(no.body, "denied by the http authorizer");
     assert.match(no.headers, /^x-ext-authz-check-result: denied/im);
     assert.doesNotMatch(no.headers, /^x-other:/im);
     assert.equal(httpChecks, before + 1);
     // Paths no CUSTOM policy names are not sent to any authorizer.
-    assert.equal((await curlJson(`http://${ECHO_VIP}/public`)).app, "echo");
+    assert.equal((await mesh.curlJson<Echoed>(`http://${ECHO_VIP}/public`)).app, "echo");
     assert.equal(httpChecks, before + 1);
 
     await until(() =>
@@ -660,13 +546,13 @@ spec:
   });
 
   test("ext_authz over gRPC to a mesh Service: reached over HBONE with the waypoint's identity; allow and deny", async () => {
-    await apply(meshConfig(await closedPort(AUTHZ_HTTP_IP)), "meshconfig");
-    await apply(CUSTOM, "custom");
-    await eventually(
-      async () => (await curl(`http://${ECHO_VIP}/authz-grpc/x`)).status === 403,
+    await mesh.apply(meshConfig(await freePort(AUTHZ_HTTP_IP)), "meshconfig");
+    await mesh.apply(CUSTOM, "custom");
+    await mesh.eventually(
+      async () => (await mesh.curl(`http://${ECHO_VIP}/authz-grpc/x`)).status === 403,
       "CUSTOM pushed",
     );
-    const okRes = await curl(`http://${ECHO_VIP}/authz-grpc/ok?q=1`, ["-H", "x-ext-authz: allow"]);
+    const okRes = await mesh.curl(`http://${ECHO_VIP}/authz-grpc/ok?q=1`, ["-H", "x-ext-authz: allow"]);
     assert.equal(okRes.status, 200, okRes.body);
     assert.match(
       okRes.headers,
@@ -679,7 +565,7 @@ spec:
     assert.ok(check, "the authorizer saw the request");
     assert.equal(check.attributes.source.principal, CLIENT_ID);
 
-    const no = await curl(`http://${ECHO_VIP}/authz-grpc/no`);
+    const no = await mesh.curl(`http://${ECHO_VIP}/authz-grpc/no`);
     assert.equal(no.status, 403);
     assert.equal(no.body, "denied by the grpc authorizer");
 
@@ -705,11 +591,11 @@ spec:
   });
 
   test("load (h2load, 600 requests each): no auth, JWT, ext_authz HTTP and gRPC all succeed; rates reported", async (t) => {
-    await apply(JWT(), "jwt");
-    await apply(meshConfig(await closedPort(AUTHZ_HTTP_IP)), "meshconfig");
-    await apply(CUSTOM, "custom");
-    await eventually(
-      async () => (await curl(`http://${ECHO_VIP}/authz-grpc/x`)).status === 403,
+    await mesh.apply(JWT(), "jwt");
+    await mesh.apply(meshConfig(await freePort(AUTHZ_HTTP_IP)), "meshconfig");
+    await mesh.apply(CUSTOM, "custom");
+    await mesh.eventually(
+      async () => (await mesh.curl(`http://${ECHO_VIP}/authz-grpc/x`)).status === 403,
       "CUSTOM pushed",
     );
     const alice = await token(inline, "alice");
@@ -744,32 +630,35 @@ spec:
   });
 
   test("authorizer down: 403 (fail closed) while other traffic keeps flowing; failOpen lets requests through", async () => {
-    await apply(meshConfig(await closedPort(AUTHZ_HTTP_IP)), "meshconfig");
-    await apply(CUSTOM, "custom");
-    await eventually(
-      async () => (await curl(`http://${ECHO_VIP}/authz-down/x`)).status === 403,
+    await mesh.apply(meshConfig(await freePort(AUTHZ_HTTP_IP)), "meshconfig");
+    await mesh.apply(CUSTOM, "custom");
+    await mesh.eventually(
+      async () => (await mesh.curl(`http://${ECHO_VIP}/authz-down/x`)).status === 403,
       "CUSTOM pushed",
     );
-    const down = await curl(`http://${ECHO_VIP}/authz-down/x`, ["-H", "x-ext-authz: allow"]);
+    const down = await mesh.curl(`http://${ECHO_VIP}/authz-down/x`, ["-H", "x-ext-authz: allow"]);
     assert.equal(down.status, 403);
-    const open = await curlJson(`http://${ECHO_VIP}/authz-down-open/x`, ["-H", "x-ext-authz: allow"]);
+    const open = await mesh.curlJson<Echoed>(`http://${ECHO_VIP}/authz-down-open/x`, [
+      "-H",
+      "x-ext-authz: allow",
+    ]);
     assert.equal(open.app, "echo");
-    assert.equal((await curlJson(`http://${ECHO_VIP}/public`)).app, "echo");
+    assert.equal((await mesh.curlJson<Echoed>(`http://${ECHO_VIP}/public`)).app, "echo");
 
     // Stop the gRPC authorizer: its checks now fail closed; everything else still works.
     grpcAuthz?.forceShutdown();
     grpcAuthz = undefined;
     const t0 = Date.now();
-    const g = await curl(`http://${ECHO_VIP}/authz-grpc/after-stop`, ["-H", "x-ext-authz: allow"]);
+    const g = await mesh.curl(`http://${ECHO_VIP}/authz-grpc/after-stop`, ["-H", "x-ext-authz: allow"]);
     assert.equal(g.status, 403);
     assert.ok(Date.now() - t0 < 15_000, `took ${Date.now() - t0} ms`);
     for (let i = 0; i < 5; i++) {
-      assert.equal((await curlJson(`http://${ECHO_VIP}/public/${i}`)).app, "echo");
+      assert.equal((await mesh.curlJson<Echoed>(`http://${ECHO_VIP}/public/${i}`)).app, "echo");
       assert.equal(
-        (await curlJson(`http://${ECHO_VIP}/authz-http/${i}`, ["-H", "x-ext-authz: allow"])).app,
+        (await mesh.curlJson<Echoed>(`http://${ECHO_VIP}/authz-http/${i}`, ["-H", "x-ext-authz: allow"])).app,
         "echo",
       );
-      assert.equal((await curlJson(`http://${API_VIP}/still/${i}`)).app, "api");
+      assert.equal((await mesh.curlJson<Echoed>(`http://${API_VIP}/still/${i}`)).app, "api");
     }
     await until(() =>
       wp
@@ -806,13 +695,13 @@ spec:
   provider: { name: no-such-provider }
   rules: [{ to: [{ operation: { paths: ["/missing/*"] } }] }]
 `;
-    await apply(policy, "missing");
+    await mesh.apply(policy, "missing");
     try {
-      await eventually(
-        async () => (await curl(`http://${ECHO_VIP}/missing/x`)).status === 403,
+      await mesh.eventually(
+        async () => (await mesh.curl(`http://${ECHO_VIP}/missing/x`)).status === 403,
         "policy pushed",
       );
-      assert.equal((await curlJson(`http://${ECHO_VIP}/public`)).app, "echo");
+      assert.equal((await mesh.curlJson<Echoed>(`http://${ECHO_VIP}/public`)).app, "echo");
       const m = await wp.metrics();
       assert.ok(
         counter(m, "ambit_waypoint_ext_authz_total", {
@@ -822,7 +711,7 @@ spec:
         m,
       );
     } finally {
-      await remove(policy, "missing");
+      await mesh.remove(policy, "missing");
     }
   });
 });

@@ -9,26 +9,12 @@
 // VirtualService (an undefined subset answers 503 NC).
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import * as http from "node:http";
-import * as net from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import {
-  joinNodeWithCli,
-  startControlPlaneProcess,
-  until,
-  type ControlPlaneProcess,
-} from "../support/control-plane.js";
-import {
-  socksForwarder,
-  startNodeProcess,
-  startWaypointProcess,
-  type NodeProcess,
-} from "../support/node-proxy.js";
-import { runAmbit } from "../support/repo.js";
+import { until } from "../support/control-plane.js";
+import { socksForwarder, type NodeProcess } from "../support/node-proxy.js";
+import { counter, meshPrelude, WaypointMesh } from "../support/waypoint-mesh.js";
 
 const run = promisify(execFile);
 
@@ -93,41 +79,7 @@ spec:
   ports: ${JSON.stringify(ports.map((p) => ({ name: `http-${p}`, port: p, targetPort: 8080 })))}
 `;
 
-const MESH = `
-apiVersion: v1
-kind: Namespace
-metadata: { name: ${NS}, labels: { istio.io/dataplane-mode: ambient } }
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: { name: waypoint, namespace: ${NS}, labels: { istio.io/waypoint-for: service } }
-spec:
-  gatewayClassName: istio-waypoint
-  listeners: [{ name: mesh, port: 15008, protocol: HBONE }]
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: waypoint-1
-  namespace: ${NS}
-  labels: { gateway.networking.k8s.io/gateway-name: waypoint, istio.io/dataplane-mode: none }
-spec: { nodeName: n1, serviceAccountName: waypoint }
-status: { podIP: ${WAYPOINT_IP} }
----
-apiVersion: v1
-kind: Service
-metadata: { name: waypoint, namespace: ${NS} }
-spec:
-  selector: { gateway.networking.k8s.io/gateway-name: waypoint }
-  clusterIP: 10.96.31.2
-  ports: [{ name: mesh, port: 15008 }]
----
-apiVersion: v1
-kind: Pod
-metadata: { name: client-1, namespace: ${NS}, labels: { app: client } }
-spec: { nodeName: n1, serviceAccountName: client }
-status: { podIP: ${CLIENT_IP} }
-${PODS.map(podYaml).join("")}${serviceYaml("od")}${serviceYaml("pool")}${serviceYaml("hash", [80, 81])}${serviceYaml("lr")}${serviceYaml("sub")}---
+const MESH = `${meshPrelude({ namespace: NS, clientIp: CLIENT_IP, waypointIp: WAYPOINT_IP, waypointVip: "10.96.31.2" })}${PODS.map(podYaml).join("")}${serviceYaml("od")}${serviceYaml("pool")}${serviceYaml("hash", [80, 81])}${serviceYaml("lr")}${serviceYaml("sub")}---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: { name: od, namespace: ${NS} }
@@ -214,32 +166,17 @@ interface ClusterDump {
   }[];
 }
 
-function counter(metrics: string, name: string, labels: Record<string, string>): number {
-  let total = 0;
-  for (const line of metrics.split("\n")) {
-    if (!line.startsWith(`${name}{`)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
-      total += Number(line.split(" ").pop());
-  }
-  return total;
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe("waypoint: DestinationRule load balancing, connection pools, outlier detection, subsets", () => {
-  const state = mkdtempSync(join(tmpdir(), "ambit-wpd-"));
-  const work = mkdtempSync(join(tmpdir(), "ambit-wpd-work-"));
-  let cp: ControlPlaneProcess;
-  let n1: NodeProcess;
-  let n2: NodeProcess;
+  const mesh = new WaypointMesh({
+    namespace: NS,
+    clientIp: CLIENT_IP,
+    waypointIp: WAYPOINT_IP,
+    adminHosts: { n1: "127.0.10.31", n2: "127.0.10.32", waypoint: "127.0.10.33" },
+    yaml: MESH,
+    tmpPrefix: "ambit-wpd",
+  });
   let wp: NodeProcess;
   const servers: http.Server[] = [];
   const forwarders: { port: number; close(): void }[] = [];
@@ -320,24 +257,11 @@ describe("waypoint: DestinationRule load balancing, connection pools, outlier de
     return c;
   }
 
-  async function apply(yaml: string, name: string): Promise<void> {
-    const file = join(work, `${name}.yaml`);
-    writeFileSync(file, yaml);
-    const r = await runAmbit(["apply", "-f", file, "--control-plane", cp.adminUrl, "--state-dir", state]);
-    assert.equal(r.code, 0, r.stderr);
-  }
-
   before(async () => {
-    mkdirSync(join(state, "config"), { recursive: true });
-    writeFileSync(join(state, "config", "mesh.yaml"), MESH);
-    const grpcPort = await freePort();
-    cp = await startControlPlaneProcess(state, ["--grpc-addr", `127.0.0.1:${grpcPort}`]);
-    await joinNodeWithCli(cp, "n1", join(work, "n1"));
-    await joinNodeWithCli(cp, "n2", join(work, "n2"));
-    await Promise.all(PODS.map(backend));
-    n1 = await startNodeProcess(cp, "n1", join(work, "n1"), "127.0.10.31");
-    n2 = await startNodeProcess(cp, "n2", join(work, "n2"), "127.0.10.32");
-    wp = await startWaypointProcess(cp, `${NS}/waypoint`, join(work, "n1"), WAYPOINT_IP, "127.0.10.33");
+    await mesh.start(async () => {
+      await Promise.all(PODS.map(backend));
+    });
+    ({ wp } = mesh);
     const targets: [string, number][] = [
       ["od", 80],
       ["pool", 80],
@@ -356,14 +280,12 @@ describe("waypoint: DestinationRule load balancing, connection pools, outlier de
 
   after(async () => {
     for (const f of forwarders) f.close();
-    await Promise.all([n1?.stop(), n2?.stop(), wp?.stop()]);
-    await cp?.stop("SIGKILL");
-    for (const s of servers) {
-      s.closeAllConnections();
-      s.close();
-    }
-    rmSync(state, { recursive: true, force: true });
-    rmSync(work, { recursive: true, force: true });
+    await mesh.stop(() => {
+      for (const s of servers) {
+        s.closeAllConnections();
+        s.close();
+      }
+    });
   });
 
   test("outlier detection: a failing endpoint is ejected (no traffic, shown in /config_dump), survives a push, and returns after baseEjectionTime", async (t) => {
@@ -409,7 +331,7 @@ describe("waypoint: DestinationRule load balancing, connection pools, outlier de
     t.diagnostic(`${served} requests while od-2 was ejected, none reached it`);
 
     // An unrelated config push keeps the cluster's state (the ejection is still there).
-    await apply(
+    await mesh.apply(
       `apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: { name: unrelated, namespace: ${NS} }

@@ -7,29 +7,18 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import * as http from "node:http";
-import * as net from "node:net";
-import { tmpdir } from "node:os";
+import type * as net from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import {
-  joinNodeWithCli,
-  startControlPlaneProcess,
-  until,
-  type ControlPlaneProcess,
-} from "../support/control-plane.js";
-import {
-  socksConnect,
-  socksForwarder,
-  startNodeProcess,
-  startWaypointProcess,
-  type NodeProcess,
-} from "../support/node-proxy.js";
-import { repoRoot, runAmbit } from "../support/repo.js";
+import { until } from "../support/control-plane.js";
+import { socksConnect, socksForwarder, type NodeProcess } from "../support/node-proxy.js";
+import { repoRoot } from "../support/repo.js";
+import { counter, meshPrelude, WaypointMesh } from "../support/waypoint-mesh.js";
 
 const run = promisify(execFile);
 
@@ -41,41 +30,7 @@ const WAYPOINT_VIP = "10.96.41.15";
 const GRPC_PORT = 50051;
 const SERVICE = "echo.proto.svc.cluster.local";
 
-const MESH = `
-apiVersion: v1
-kind: Namespace
-metadata: { name: proto, labels: { istio.io/dataplane-mode: ambient } }
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: { name: waypoint, namespace: proto, labels: { istio.io/waypoint-for: service } }
-spec:
-  gatewayClassName: istio-waypoint
-  listeners: [{ name: mesh, port: 15008, protocol: HBONE }]
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: waypoint-1
-  namespace: proto
-  labels: { gateway.networking.k8s.io/gateway-name: waypoint, istio.io/dataplane-mode: none }
-spec: { nodeName: n1, serviceAccountName: waypoint }
-status: { podIP: ${WAYPOINT_IP} }
----
-apiVersion: v1
-kind: Service
-metadata: { name: waypoint, namespace: proto }
-spec:
-  selector: { gateway.networking.k8s.io/gateway-name: waypoint }
-  clusterIP: ${WAYPOINT_VIP}
-  ports: [{ name: mesh, port: 15008 }]
----
-apiVersion: v1
-kind: Pod
-metadata: { name: client-1, namespace: proto, labels: { app: client } }
-spec: { nodeName: n1, serviceAccountName: client }
-status: { podIP: ${CLIENT_IP} }
----
+const MESH = `${meshPrelude({ namespace: "proto", clientIp: CLIENT_IP, waypointIp: WAYPOINT_IP, waypointVip: WAYPOINT_VIP })}---
 apiVersion: v1
 kind: Pod
 metadata: { name: echo-1, namespace: proto, labels: { app: echo } }
@@ -100,24 +55,6 @@ interface Echoed {
   bytes: number;
   sha256: string;
   socket: number;
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-function counter(metrics: string, name: string, labels: Record<string, string>): number {
-  let total = 0;
-  for (const line of metrics.split("\n")) {
-    if (!line.startsWith(`${name}{`)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
-      total += Number(line.split(" ").pop());
-  }
-  return total;
 }
 
 const sha256 = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
@@ -184,9 +121,17 @@ function readBytes(socket: net.Socket, n: number, already: Buffer, ms = 20_000):
 }
 
 describe("waypoint protocols: HTTP/1.1, HTTP/2, Upgrade and gRPC end to end with real clients", () => {
-  const state = mkdtempSync(join(tmpdir(), "ambit-wpp-"));
-  const work = mkdtempSync(join(tmpdir(), "ambit-wpp-work-"));
-  let cp: ControlPlaneProcess;
+  const mesh = new WaypointMesh({
+    namespace: "proto",
+    clientIp: CLIENT_IP,
+    waypointIp: WAYPOINT_IP,
+    adminHosts: { n1: "127.0.10.41", n2: "127.0.10.42", waypoint: "127.0.10.43" },
+    yaml: MESH,
+    tmpPrefix: "ambit-wpp",
+    curlTimeoutS: 30,
+    curlMaxBuffer: 64 * 1024 * 1024,
+  });
+  const { work } = mesh;
   let n1: NodeProcess;
   let n2: NodeProcess;
   let wp: NodeProcess;
@@ -197,31 +142,6 @@ describe("waypoint protocols: HTTP/1.1, HTTP/2, Upgrade and gRPC end to end with
   const upgrades: { path: string; headers: http.IncomingHttpHeaders }[] = [];
   const socketIds = new WeakMap<net.Socket, number>();
   let nextSocket = 1;
-  const admin = (): string[] => ["--control-plane", cp.adminUrl, "--state-dir", state];
-
-  async function apply(yaml: string, name: string): Promise<void> {
-    const file = join(work, `${name}.yaml`);
-    writeFileSync(file, yaml);
-    const r = await runAmbit(["apply", "-f", file, ...admin()]);
-    assert.equal(r.code, 0, r.stderr);
-  }
-
-  async function remove(yaml: string, name: string): Promise<void> {
-    const file = join(work, `${name}.yaml`);
-    writeFileSync(file, yaml);
-    const r = await runAmbit(["delete", "-f", file, ...admin()]);
-    assert.equal(r.code, 0, r.stderr);
-  }
-
-  /** curl through the client's node proxy (SOCKS5); stdout is what -w and -o print. */
-  async function curl(args: readonly string[], timeoutS = 30): Promise<string> {
-    const { stdout } = await run(
-      "curl",
-      ["-sS", "--max-time", String(timeoutS), "--socks5", `${CLIENT_IP}:15001`, ...args],
-      { maxBuffer: 64 * 1024 * 1024, encoding: "utf8" },
-    );
-    return stdout;
-  }
 
   function socketId(s: net.Socket): number {
     let id = socketIds.get(s);
@@ -393,27 +313,19 @@ describe("waypoint protocols: HTTP/1.1, HTTP/2, Upgrade and gRPC end to end with
   }
 
   before(async () => {
-    mkdirSync(join(state, "config"), { recursive: true });
-    writeFileSync(join(state, "config", "mesh.yaml"), MESH);
-    const grpcPort = await freePort();
-    cp = await startControlPlaneProcess(state, ["--grpc-addr", `127.0.0.1:${grpcPort}`]);
-    await joinNodeWithCli(cp, "n1", join(work, "n1"));
-    await joinNodeWithCli(cp, "n2", join(work, "n2"));
-    httpBackend();
-    await grpcBackend();
-    n1 = await startNodeProcess(cp, "n1", join(work, "n1"), "127.0.10.41");
-    n2 = await startNodeProcess(cp, "n2", join(work, "n2"), "127.0.10.42");
-    wp = await startWaypointProcess(cp, "proto/waypoint", join(work, "n1"), WAYPOINT_IP, "127.0.10.43");
+    await mesh.start(async () => {
+      httpBackend();
+      await grpcBackend();
+    });
+    ({ n1, n2, wp } = mesh);
   });
 
   after(async () => {
-    await Promise.all([n1?.stop(), n2?.stop(), wp?.stop()]);
-    await cp?.stop("SIGKILL");
-    grpcServer?.forceShutdown();
-    for (const s of upgradeSockets) s.destroy();
-    for (const s of servers) s.close();
-    rmSync(state, { recursive: true, force: true });
-    rmSync(work, { recursive: true, force: true });
+    await mesh.stop(() => {
+      grpcServer?.forceShutdown();
+      for (const s of upgradeSockets) s.destroy();
+      for (const s of servers) s.close();
+    });
   });
 
   test("HTTP/1.1 chunked upload of 3 MiB with Expect: 100-continue arrives intact, without curl's 1 s wait", async (t) => {
@@ -421,7 +333,7 @@ describe("waypoint protocols: HTTP/1.1, HTTP/2, Upgrade and gRPC end to end with
     const file = join(work, "upload.bin");
     writeFileSync(file, body);
     const t0 = Date.now();
-    const out = await curl([
+    const out = await mesh.curlRaw([
       "-H",
       "Transfer-Encoding: chunked",
       "-H",
@@ -461,14 +373,14 @@ spec:
   action: DENY
   rules: [{ to: [{ operation: { paths: ["/private*"] } }] }]
 `;
-    await apply(policy, "no-private-upload");
+    await mesh.apply(policy, "no-private-upload");
     try {
       const file = join(work, "denied.bin");
       writeFileSync(file, randomBytes(2 * 1024 * 1024));
       const end = Date.now() + 15_000;
       let out = "";
       for (;;) {
-        out = await curl([
+        out = await mesh.curlRaw([
           "-H",
           "Expect: 100-continue",
           // However slow the machine, curl must not give up waiting and send the body anyway.
@@ -491,7 +403,7 @@ spec:
       assert.ok(Number(uploaded) < 1024 * 1024, `curl uploaded ${uploaded} bytes`);
       assert.ok(!seen.some((s) => s.path === "/private/upload"));
     } finally {
-      await remove(policy, "no-private-upload");
+      await mesh.remove(policy, "no-private-upload");
     }
   });
 
@@ -500,7 +412,7 @@ spec:
     const want = sha256(pattern(n));
     for (const extra of [[], ["--http2-prior-knowledge"]]) {
       const file = join(work, `download${extra.length}.bin`);
-      const out = await curl([
+      const out = await mesh.curlRaw([
         ...extra,
         "-D",
         join(work, "download-headers.txt"),
@@ -527,7 +439,7 @@ spec:
     const before = counter(await n1.metrics(), "istio_tcp_connections_opened_total", {
       destination_service: SERVICE,
     });
-    const out = await curl([
+    const out = await mesh.curlRaw([
       "-w",
       "\n%{http_code} %{num_connects}\n",
       `http://${VIP}/ka-1`,
@@ -552,7 +464,7 @@ spec:
     const body = randomBytes(1024 * 1024);
     const file = join(work, "h2.bin");
     writeFileSync(file, body);
-    const out = await curl([
+    const out = await mesh.curlRaw([
       "--http2-prior-knowledge",
       "-H",
       "Expect: 100-continue",
@@ -574,7 +486,7 @@ spec:
     assert.ok(echoed.headers["x-forwarded-client-cert"]);
 
     // curl --http2 on a plain URL asks for "Upgrade: h2c"; like Envoy, the waypoint drops it.
-    const h2c = await curl(["--http2", "-w", "\n%{http_code} %{http_version}", `http://${VIP}/h2c`]);
+    const h2c = await mesh.curlRaw(["--http2", "-w", "\n%{http_code} %{http_version}", `http://${VIP}/h2c`]);
     const h2cLines = h2c.trimEnd().split("\n");
     assert.equal(h2cLines.pop(), "200 1.1");
     const e2 = JSON.parse(h2cLines.join("\n")) as Echoed;
@@ -677,7 +589,7 @@ spec:
   action: DENY
   rules: [{ to: [{ operation: { paths: ["/ws-denied"] } }] }]
 `;
-    await apply(policy, "no-ws");
+    await mesh.apply(policy, "no-ws");
     try {
       const end = Date.now() + 15_000;
       let r = await upgradeRequest("/ws-denied");
@@ -696,7 +608,7 @@ spec:
           .some((l) => l.path === "/ws-denied" && l.decision === "DENY" && l.policy === "proto/no-ws"),
       );
     } finally {
-      await remove(policy, "no-ws");
+      await mesh.remove(policy, "no-ws");
     }
   });
 
@@ -710,7 +622,7 @@ spec:
   action: DENY
   rules: [{ to: [{ operation: { paths: ["/ambit.test.protocols.Echo/Denied"] } }] }]
 `;
-    await apply(policy, "no-denied-method");
+    await mesh.apply(policy, "no-denied-method");
     const fwd = await socksForwarder(
       { host: CLIENT_IP, port: 15001 },
       { ip: VIP, port: GRPC_PORT },
@@ -721,7 +633,7 @@ spec:
       // Until the policy is in force: a gRPC-shaped POST answered by the waypoint with status 7.
       const end = Date.now() + 15_000;
       for (;;) {
-        const head = await curl([
+        const head = await mesh.curlRaw([
           "--http2-prior-knowledge",
           "-H",
           "content-type: application/grpc",
@@ -754,7 +666,7 @@ spec:
       });
     } finally {
       fwd.close();
-      await remove(policy, "no-denied-method");
+      await mesh.remove(policy, "no-denied-method");
     }
     type Call = {
       text?: string;

@@ -5,27 +5,13 @@
 // h2load and a Python gRPC client through the client's node proxy (SOCKS5 in loopback mode).
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import * as http from "node:http";
 import * as net from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import {
-  joinNodeWithCli,
-  startControlPlaneProcess,
-  until,
-  type ControlPlaneProcess,
-} from "../support/control-plane.js";
-import {
-  socksConnect,
-  socksForwarder,
-  startNodeProcess,
-  startWaypointProcess,
-  type NodeProcess,
-} from "../support/node-proxy.js";
-import { runAmbit } from "../support/repo.js";
+import { until } from "../support/control-plane.js";
+import { socksConnect, socksForwarder, type NodeProcess } from "../support/node-proxy.js";
+import { counter, meshPrelude, WaypointMesh } from "../support/waypoint-mesh.js";
 
 const run = promisify(execFile);
 
@@ -40,41 +26,7 @@ const FLAKY_VIP = "10.96.0.52";
 const CLIENT_ID = "spiffe://cluster.local/ns/shop/sa/client";
 const WAYPOINT_ID = "spiffe://cluster.local/ns/shop/sa/waypoint";
 
-const MESH = `
-apiVersion: v1
-kind: Namespace
-metadata: { name: shop, labels: { istio.io/dataplane-mode: ambient } }
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: { name: waypoint, namespace: shop, labels: { istio.io/waypoint-for: service } }
-spec:
-  gatewayClassName: istio-waypoint
-  listeners: [{ name: mesh, port: 15008, protocol: HBONE }]
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: waypoint-1
-  namespace: shop
-  labels: { gateway.networking.k8s.io/gateway-name: waypoint, istio.io/dataplane-mode: none }
-spec: { nodeName: n1, serviceAccountName: waypoint }
-status: { podIP: ${WAYPOINT_IP} }
----
-apiVersion: v1
-kind: Service
-metadata: { name: waypoint, namespace: shop }
-spec:
-  selector: { gateway.networking.k8s.io/gateway-name: waypoint }
-  clusterIP: 10.96.0.15
-  ports: [{ name: mesh, port: 15008 }]
----
-apiVersion: v1
-kind: Pod
-metadata: { name: client-1, namespace: shop, labels: { app: client } }
-spec: { nodeName: n1, serviceAccountName: client }
-status: { podIP: ${CLIENT_IP} }
----
+const MESH = `${meshPrelude({ namespace: "shop", clientIp: CLIENT_IP, waypointIp: WAYPOINT_IP, waypointVip: "10.96.0.15" })}---
 apiVersion: v1
 kind: Pod
 metadata: { name: echo-1, namespace: shop, labels: { app: echo } }
@@ -128,99 +80,23 @@ interface Echoed {
   headers: http.IncomingHttpHeaders;
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-function counter(metrics: string, name: string, labels: Record<string, string>): number {
-  let total = 0;
-  for (const line of metrics.split("\n")) {
-    if (!line.startsWith(`${name}{`)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
-      total += Number(line.split(" ").pop());
-  }
-  return total;
-}
-
 describe("waypoint: steering, L7 policy, routing and identity end to end", () => {
-  const state = mkdtempSync(join(tmpdir(), "ambit-wp-"));
-  const work = mkdtempSync(join(tmpdir(), "ambit-wp-work-"));
-  let cp: ControlPlaneProcess;
-  let n1: NodeProcess;
+  const mesh = new WaypointMesh({
+    namespace: "shop",
+    clientIp: CLIENT_IP,
+    waypointIp: WAYPOINT_IP,
+    adminHosts: { n1: "127.0.10.1", n2: "127.0.10.2", waypoint: "127.0.10.3" },
+    yaml: MESH,
+    tmpPrefix: "ambit-wp",
+    curlTimeoutS: 15,
+    curlMaxBuffer: 16 * 1024 * 1024,
+    eventuallyMs: 15_000,
+    eventuallyIntervalMs: 100,
+  });
   let n2: NodeProcess;
   let wp: NodeProcess;
   const servers: net.Server[] = [];
   const hits = { echo: 0, v2: 0, flaky: 0 };
-  const admin = (): string[] => ["--control-plane", cp.adminUrl, "--state-dir", state];
-
-  async function apply(yaml: string, name: string): Promise<void> {
-    const file = join(work, `${name}.yaml`);
-    writeFileSync(file, yaml);
-    const r = await runAmbit(["apply", "-f", file, ...admin()]);
-    assert.equal(r.code, 0, r.stderr);
-  }
-
-  async function remove(yaml: string, name: string): Promise<void> {
-    const file = join(work, `${name}.yaml`);
-    writeFileSync(file, yaml);
-    const r = await runAmbit(["delete", "-f", file, ...admin()]);
-    assert.equal(r.code, 0, r.stderr);
-  }
-
-  /** curl through the client's node proxy; returns status, headers and body. */
-  async function curl(
-    url: string,
-    args: readonly string[] = [],
-  ): Promise<{ status: number; headers: string; body: string }> {
-    const { stdout } = await run(
-      "curl",
-      [
-        "-sS",
-        "--max-time",
-        "15",
-        "--socks5",
-        `${CLIENT_IP}:15001`,
-        "-D",
-        "-",
-        "-o",
-        "-",
-        "-w",
-        "\n%{http_code}",
-        ...args,
-        url,
-      ],
-      { maxBuffer: 16 * 1024 * 1024 },
-    );
-    const lines = stdout.trimEnd().split("\n");
-    const status = Number(lines.pop());
-    const text = lines.join("\n");
-    const split = text.indexOf("\r\n\r\n");
-    return {
-      status,
-      headers: split >= 0 ? text.slice(0, split) : text,
-      body: split >= 0 ? text.slice(split + 4) : "",
-    };
-  }
-
-  async function curlJson(url: string, args: readonly string[] = []): Promise<Echoed> {
-    const r = await curl(url, args);
-    assert.equal(r.status, 200, `${url}: ${r.status} ${r.headers}\n${r.body}\n${wp.logs().slice(-3000)}`);
-    return JSON.parse(r.body) as Echoed;
-  }
-
-  /** Until `probe` holds (config pushed to the waypoint), polling. */
-  async function eventually(probe: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-    const end = Date.now() + ms;
-    for (;;) {
-      if (await probe().catch(() => false)) return;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${wp.logs().slice(-4000)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
 
   const seen: Record<string, Echoed[]> = {};
 
@@ -246,34 +122,29 @@ describe("waypoint: steering, L7 policy, routing and identity end to end", () =>
   }
 
   before(async () => {
-    mkdirSync(join(state, "config"), { recursive: true });
-    writeFileSync(join(state, "config", "mesh.yaml"), MESH);
-    const grpcPort = await freePort();
-    cp = await startControlPlaneProcess(state, ["--grpc-addr", `127.0.0.1:${grpcPort}`]);
-    await joinNodeWithCli(cp, "n1", join(work, "n1"));
-    await joinNodeWithCli(cp, "n2", join(work, "n2"));
-    echoServer("echo", ECHO_IP, () => (hits.echo++, 200));
-    echoServer("echo-v2", ECHO2_IP, () => (hits.v2++, 200));
-    // Fails every other request with 503.
-    echoServer("flaky", FLAKY_IP, () => (hits.flaky++ % 2 === 0 ? 503 : 200));
-    const tcp = net.createServer((s) => s.pipe(s));
-    servers.push(tcp);
-    tcp.listen(9000, ECHO_IP);
-    n1 = await startNodeProcess(cp, "n1", join(work, "n1"), "127.0.10.1");
-    n2 = await startNodeProcess(cp, "n2", join(work, "n2"), "127.0.10.2");
-    wp = await startWaypointProcess(cp, "shop/waypoint", join(work, "n1"), WAYPOINT_IP, "127.0.10.3");
+    await mesh.start(async () => {
+      echoServer("echo", ECHO_IP, () => (hits.echo++, 200));
+      echoServer("echo-v2", ECHO2_IP, () => (hits.v2++, 200));
+      // Fails every other request with 503.
+      echoServer("flaky", FLAKY_IP, () => (hits.flaky++ % 2 === 0 ? 503 : 200));
+      const tcp = net.createServer((s) => s.pipe(s));
+      servers.push(tcp);
+      tcp.listen(9000, ECHO_IP);
+    });
+    ({ n2, wp } = mesh);
   });
 
   after(async () => {
-    await Promise.all([n1?.stop(), n2?.stop(), wp?.stop()]);
-    await cp?.stop("SIGKILL");
-    for (const s of servers) s.close();
-    rmSync(state, { recursive: true, force: true });
-    rmSync(work, { recursive: true, force: true });
+    await mesh.stop(() => {
+      for (const s of servers) s.close();
+    });
   });
 
   test("a Service labelled istio.io/use-waypoint goes through the waypoint; the app gets XFCC, the destination sees the waypoint's identity", async () => {
-    const r = await curlJson(`http://${VIP}/hello?x=1`, ["-H", "x-forwarded-client-cert: By=spoofed"]);
+    const r = await mesh.curlJson<Echoed>(`http://${VIP}/hello?x=1`, [
+      "-H",
+      "x-forwarded-client-cert: By=spoofed",
+    ]);
     assert.equal(r.app, "echo");
     assert.equal(r.path, "/hello?x=1");
     const xfcc = String(r.headers["x-forwarded-client-cert"]);
@@ -309,7 +180,7 @@ describe("waypoint: steering, L7 policy, routing and identity end to end", () =>
   });
 
   test("HTTP/2 (curl --http2-prior-knowledge) and h2load through the waypoint", async () => {
-    const r = await curlJson(`http://${VIP}/h2`, ["--http2-prior-knowledge"]);
+    const r = await mesh.curlJson<Echoed>(`http://${VIP}/h2`, ["--http2-prior-knowledge"]);
     assert.equal(r.path, "/h2");
     const fwd = await socksForwarder({ host: CLIENT_IP, port: 15001 }, { ip: VIP, port: 80 }, CLIENT_IP);
     try {
@@ -368,12 +239,15 @@ spec:
 `;
 
   test("HTTPRoute: path and header matches, header modifiers, redirect, rewrite, mirror, timeout", async () => {
-    await apply(ROUTES, "routes");
-    await eventually(async () => (await curlJson(`http://${VIP}/v2/x`)).app === "echo-v2", "routes pushed");
-    assert.equal((await curlJson(`http://${VIP}/any`, ["-H", "x-version: v2"])).app, "echo-v2");
-    assert.equal((await curlJson(`http://${VIP}/any`, ["-H", "x-version: v3"])).app, "echo");
+    await mesh.apply(ROUTES, "routes");
+    await mesh.eventually(
+      async () => (await mesh.curlJson<Echoed>(`http://${VIP}/v2/x`)).app === "echo-v2",
+      "routes pushed",
+    );
+    assert.equal((await mesh.curlJson<Echoed>(`http://${VIP}/any`, ["-H", "x-version: v2"])).app, "echo-v2");
+    assert.equal((await mesh.curlJson<Echoed>(`http://${VIP}/any`, ["-H", "x-version: v3"])).app, "echo");
 
-    const h = await curl(`http://${VIP}/headers`, ["-H", "x-remove-me: 1", "-H", "x-added: zero"]);
+    const h = await mesh.curl(`http://${VIP}/headers`, ["-H", "x-remove-me: 1", "-H", "x-added: zero"]);
     assert.equal(h.status, 200);
     const echoed = JSON.parse(h.body) as Echoed;
     assert.equal(echoed.headers["x-set"], "yes");
@@ -382,25 +256,25 @@ spec:
     assert.match(h.headers, /^x-resp: set$/im);
     assert.doesNotMatch(h.headers, /^x-app:/im);
 
-    const redirect = await curl(`http://${VIP}/old/page?q=1`);
+    const redirect = await mesh.curl(`http://${VIP}/old/page?q=1`);
     assert.equal(redirect.status, 301);
     assert.match(
       redirect.headers,
       new RegExp(`^location: http://${VIP.replace(/\./g, "\\.")}/new/page\\?q=1\r?$`, "im"),
     );
 
-    const rewritten = await curlJson(`http://${VIP}/api/items?id=7`);
+    const rewritten = await mesh.curlJson<Echoed>(`http://${VIP}/api/items?id=7`);
     assert.equal(rewritten.path, "/v1/api/items?id=7");
     assert.equal(rewritten.headers["host"], "api.internal");
 
     const before = (seen["echo-v2"] ?? []).length;
-    assert.equal((await curlJson(`http://${VIP}/mirror/me`)).app, "echo");
+    assert.equal((await mesh.curlJson<Echoed>(`http://${VIP}/mirror/me`)).app, "echo");
     await until(() => (seen["echo-v2"] ?? []).slice(before).some((r) => r.path === "/mirror/me"));
     const copy = (seen["echo-v2"] ?? []).slice(before).find((r) => r.path === "/mirror/me");
     assert.equal(copy?.headers["host"], `${VIP}-shadow`);
 
     const t0 = Date.now();
-    const slow = await curl(`http://${VIP}/slow`);
+    const slow = await mesh.curl(`http://${VIP}/slow`);
     assert.equal(slow.status, 504);
     assert.equal(slow.body, "upstream request timeout");
     assert.ok(Date.now() - t0 < 2_500, `timeout fired after ${Date.now() - t0} ms`);
@@ -408,8 +282,11 @@ spec:
   });
 
   test("a 90/10 weighted split stays within ±5% over 2,000 requests (h2load)", async () => {
-    await apply(ROUTES, "routes");
-    await eventually(async () => (await curlJson(`http://${VIP}/v2/x`)).app === "echo-v2", "routes pushed");
+    await mesh.apply(ROUTES, "routes");
+    await mesh.eventually(
+      async () => (await mesh.curlJson<Echoed>(`http://${VIP}/v2/x`)).app === "echo-v2",
+      "routes pushed",
+    );
     const fwd = await socksForwarder({ host: CLIENT_IP, port: 15001 }, { ip: VIP, port: 80 }, CLIENT_IP);
     const v1 = (seen["echo"] ?? []).length;
     const v2 = (seen["echo-v2"] ?? []).length;
@@ -435,7 +312,7 @@ spec:
   test("VirtualService retries turn a backend failing every other request into successes", async () => {
     // Without a retry policy on 5xx (Istio's default retries no status codes) half fail.
     let failed = 0;
-    for (let i = 0; i < 10; i++) if ((await curl(`http://${FLAKY_VIP}/try`)).status === 503) failed++;
+    for (let i = 0; i < 10; i++) if ((await mesh.curl(`http://${FLAKY_VIP}/try`)).status === 503) failed++;
     assert.ok(failed >= 4 && failed <= 6, `${failed} of 10 failed`);
     const vs = `
 apiVersion: networking.istio.io/v1
@@ -447,13 +324,14 @@ spec:
     - retries: { attempts: 2, perTryTimeout: 2s, retryOn: 5xx }
       route: [{ destination: { host: flaky.shop.svc.cluster.local } }]
 `;
-    await apply(vs, "flaky-vs");
+    await mesh.apply(vs, "flaky-vs");
     try {
-      await eventually(async () => {
-        for (let i = 0; i < 4; i++) if ((await curl(`http://${FLAKY_VIP}/try`)).status !== 200) return false;
+      await mesh.eventually(async () => {
+        for (let i = 0; i < 4; i++)
+          if ((await mesh.curl(`http://${FLAKY_VIP}/try`)).status !== 200) return false;
         return true;
       }, "retry policy pushed");
-      for (let i = 0; i < 20; i++) assert.equal((await curl(`http://${FLAKY_VIP}/try`)).status, 200);
+      for (let i = 0; i < 20; i++) assert.equal((await mesh.curl(`http://${FLAKY_VIP}/try`)).status, 200);
       const m = await wp.metrics();
       assert.ok(
         counter(m, "istio_requests_total", {
@@ -462,7 +340,7 @@ spec:
         }) >= 20,
       );
     } finally {
-      await remove(vs, "flaky-vs");
+      await mesh.remove(vs, "flaky-vs");
     }
   });
 
@@ -479,10 +357,10 @@ spec:
         delay: { fixedDelay: 100ms, percentage: { value: 50 } }
       route: [{ destination: { host: echo-v2 } }]
 `;
-    await apply(vs, "faults");
+    await mesh.apply(vs, "faults");
     try {
-      await eventually(async () => {
-        for (let i = 0; i < 20; i++) if ((await curl(`http://${VIP2}/f`)).status === 418) return true;
+      await mesh.eventually(async () => {
+        for (let i = 0; i < 20; i++) if ((await mesh.curl(`http://${VIP2}/f`)).status === 418) return true;
         return false;
       }, "fault policy pushed");
       const mark = wp.accessLog().length;
@@ -523,7 +401,7 @@ spec:
       for (const l of delayed)
         assert.ok(Number(l.duration_ms) >= 95, `delayed request took ${String(l.duration_ms)} ms`);
     } finally {
-      await remove(vs, "faults");
+      await mesh.remove(vs, "faults");
     }
   });
 
@@ -537,20 +415,23 @@ spec:
   action: DENY
   rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }]
 `;
-    await apply(policy, "no-admin");
+    await mesh.apply(policy, "no-admin");
     try {
-      await eventually(async () => (await curl(`http://${VIP}/admin/x`)).status === 403, "policy pushed");
-      const denied = await curl(`http://${VIP}/admin/users`);
+      await mesh.eventually(
+        async () => (await mesh.curl(`http://${VIP}/admin/x`)).status === 403,
+        "policy pushed",
+      );
+      const denied = await mesh.curl(`http://${VIP}/admin/users`);
       assert.equal(denied.status, 403);
       assert.equal(denied.body, "RBAC: access denied");
-      assert.equal((await curl(`http://${VIP}/public`)).status, 200);
+      assert.equal((await mesh.curl(`http://${VIP}/public`)).status, 200);
       await until(() =>
         wp
           .accessLog()
           .some((l) => l.path === "/admin/users" && l.decision === "DENY" && l.policy === "shop/no-admin"),
       );
     } finally {
-      await remove(policy, "no-admin");
+      await mesh.remove(policy, "no-admin");
     }
   });
 
@@ -568,16 +449,16 @@ spec:
       });
     };
     assert.match(await raw("GET / HTTP/1.1\r\nHost: x\r\nthis is not a header\r\n\r\n"), /^HTTP\/1\.1 400 /);
-    const big = await curl(`http://${VIP}/big`, ["-H", `x-big: ${"a".repeat(70 * 1024)}`]);
+    const big = await mesh.curl(`http://${VIP}/big`, ["-H", `x-big: ${"a".repeat(70 * 1024)}`]);
     assert.equal(big.status, 431);
-    const reset = await curl(`http://${VIP}/reset`);
+    const reset = await mesh.curl(`http://${VIP}/reset`);
     assert.equal(reset.status, 503);
     assert.match(reset.body, /reset before headers/);
     await until(() => wp.accessLog().some((l) => l.path === "/reset" && String(l.flags).includes("UC")));
     const m = await wp.metrics();
     assert.ok(counter(m, "ambit_waypoint_refused_total", { reason: "bad_request" }) >= 1, m);
     assert.ok(counter(m, "ambit_waypoint_refused_total", { reason: "headers_too_large" }) >= 1, m);
-    assert.equal((await curl(`http://${VIP}/still-fine`)).status, 200);
+    assert.equal((await mesh.curl(`http://${VIP}/still-fine`)).status, 200);
   });
 
   test("an L4 policy on the backend that admits only the waypoint blocks callers that bypass it", async () => {
@@ -589,20 +470,24 @@ spec:
   selector: { matchLabels: { app: echo } }
   rules: [{ from: [{ source: { principals: ["cluster.local/ns/shop/sa/waypoint"] } }] }]
 `;
-    await apply(policy, "only-waypoint");
+    await mesh.apply(policy, "only-waypoint");
     try {
       // Via the Service (steered to the waypoint): allowed.
-      await eventually(async () => (await curl(`http://${VIP}/via`)).status === 200, "policy pushed");
+      await mesh.eventually(
+        async () => (await mesh.curl(`http://${VIP}/via`)).status === 200,
+        "policy pushed",
+      );
       // Straight to the pod IP (no waypoint for workload addresses here): the client's own identity → refused.
-      await eventually(
-        async () => (await curl(`http://${ECHO_IP}:8080/direct`).catch(() => ({ status: 0 }))).status !== 200,
+      await mesh.eventually(
+        async () =>
+          (await mesh.curl(`http://${ECHO_IP}:8080/direct`).catch(() => ({ status: 0 }))).status !== 200,
         "direct call refused",
       );
-      const direct = await curl(`http://${ECHO_IP}:8080/direct`).catch(() => ({ status: 0 }));
+      const direct = await mesh.curl(`http://${ECHO_IP}:8080/direct`).catch(() => ({ status: 0 }));
       assert.notEqual(direct.status, 200);
-      assert.equal((await curl(`http://${VIP}/via`)).status, 200);
+      assert.equal((await mesh.curl(`http://${VIP}/via`)).status, 200);
     } finally {
-      await remove(policy, "only-waypoint");
+      await mesh.remove(policy, "only-waypoint");
     }
   });
 });
