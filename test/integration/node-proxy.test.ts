@@ -22,6 +22,7 @@ import {
 } from "../support/control-plane.js";
 import { exchange, socksConnect, startNodeProcess, type NodeProcess } from "../support/node-proxy.js";
 import { runAmbit } from "../support/repo.js";
+import { counter, freePort } from "../support/waypoint-mesh.js";
 
 const run = promisify(execFile);
 
@@ -100,24 +101,6 @@ kind: PeerAuthentication
 metadata: { name: strict, namespace: shop }
 spec: { mtls: { mode: STRICT } }
 `;
-
-function counter(metrics: string, name: string, labels: Record<string, string>): number {
-  let total = 0;
-  for (const line of metrics.split("\n")) {
-    if (!line.startsWith(`${name}{`)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
-      total += Number(line.split(" ").pop());
-  }
-  return total;
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 describe("node proxy: HBONE, L4 policy, bad peers, control-plane loss", () => {
   const state = mkdtempSync(join(tmpdir(), "ambit-np-"));
