@@ -318,10 +318,29 @@ export async function labUp(nodes: number, say: (line: string) => void): Promise
 }
 
 export async function waitNodeReady(s: LabState, node: LabNode, timeoutMs = 60_000): Promise<void> {
-  const log = join(s.dir, "logs", `${node.name}.log`);
-  await waitFor(`node proxy ${node.name} to be ready (see ${log})`, timeoutMs, async () => {
-    if (!alive(node.pid)) throw new AmbitError("AMBIT_E_LAB", `node proxy ${node.name} exited; see ${log}`);
-    return nsExec(node.netns, ["curl", "-sf", "-m", "2", "http://127.0.0.1:15021/healthz/ready"]).then(
+  await waitProxyReady(
+    node.netns,
+    node.pid,
+    `node proxy ${node.name}`,
+    join(s.dir, "logs", `${node.name}.log`),
+    timeoutMs,
+  );
+}
+
+/** Waits until the proxy (node or waypoint) in `netns` answers its readiness probe on 15021. */
+export async function waitProxyReady(
+  netns: string,
+  pid: number,
+  what: string,
+  log: string,
+  timeoutMs = 60_000,
+): Promise<void> {
+  await waitFor(`${what} to be ready (see ${log})`, timeoutMs, async () => {
+    if (!alive(pid)) {
+      const tail = existsSync(log) ? readFileSync(log, "utf8").split("\n").slice(-5).join("\n") : "";
+      throw new AmbitError("AMBIT_E_LAB", `${what} exited; see ${log}\n${tail}`);
+    }
+    return nsExec(netns, ["curl", "-sf", "-m", "2", "http://127.0.0.1:15021/healthz/ready"]).then(
       () => true,
       () => false,
     );

@@ -7,7 +7,6 @@
 //     none, as Istio's waypoint pods are), running `ambit waypoint` with that node's credentials.
 // Reconciling is idempotent: a Gateway whose pod runs is left alone, a dead pod is restarted, and
 // the pod of a Gateway that was deleted is stopped and removed.
-import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { writeFileAtomic } from "../core/atomic-file.js";
@@ -22,10 +21,11 @@ import {
   labRun,
   labState,
   saveLabState,
+  waitProxyReady,
   type LabPod,
   type LabState,
 } from "./lab.js";
-import { alive, nsExec, spawnDetached, waitFor } from "./sys.js";
+import { alive, spawnDetached } from "./sys.js";
 
 export const WAYPOINT_CLASS = "istio-waypoint";
 const GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name";
@@ -89,22 +89,6 @@ function serviceDoc(namespace: string, name: string, vip: string): Record<string
   };
 }
 
-async function waitWaypointReady(pod: LabPod, timeoutMs = 60_000): Promise<void> {
-  await waitFor(`waypoint ${pod.namespace}/${pod.name} to be ready (see ${pod.log})`, timeoutMs, async () => {
-    if (!alive(pod.pid)) {
-      const tail = existsSync(pod.log) ? readFileSync(pod.log, "utf8").split("\n").slice(-5).join("\n") : "";
-      throw new AmbitError(
-        "AMBIT_E_LAB",
-        `waypoint ${pod.namespace}/${pod.name} exited; see ${pod.log}\n${tail}`,
-      );
-    }
-    return nsExec(pod.netns, ["curl", "-sf", "-m", "2", "http://127.0.0.1:15021/healthz/ready"]).then(
-      () => true,
-      () => false,
-    );
-  });
-}
-
 function waypointArgv(s: LabState, pod: LabPod, gateway: string): string[] {
   return [
     process.execPath,
@@ -156,7 +140,7 @@ export async function reconcileWaypoints(say: (line: string) => void): Promise<v
         () => undefined,
       );
     }
-    await waitWaypointReady(pod);
+    await waitProxyReady(pod.netns, pod.pid, `waypoint ${pod.namespace}/${pod.name}`, pod.log);
     say(`waypoint ${key}: pod ${pod.name} on ${pod.node} at ${pod.ip}, Service ${g.name} ${vip}, ready`);
   }
   // Gateways that are gone: stop and remove their pods.

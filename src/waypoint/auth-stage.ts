@@ -12,20 +12,19 @@
 // accepted connection to one of its endpoints, round robin. Any other host (an IP, a DNS name) is
 // dialled directly.
 import * as net from "node:net";
-import { pipeline } from "node:stream";
 import type { Duplex } from "node:stream";
 import { Counter, Histogram, type Registry } from "prom-client";
 import type { Logger } from "../core/log.js";
 import { MESH_CONFIG_NAME, MESH_CONFIG_NAMESPACE } from "../model/resources/configmap.js";
 import { parseMeshConfig, type ExtAuthzProvider } from "../model/resources/mesh-config.js";
 import type { MeshService } from "../node/proxy/mesh.js";
-import { eligibleEndpoints, targetPort } from "../node/proxy/route.js";
+import { splice } from "../node/proxy/splice.js";
 import { ExtAuthzClient } from "./filters/ext-authz.js";
 import { JwtFilter } from "./filters/jwt.js";
 import { CONTINUE, type FilterOutcome, type WaypointRequest } from "./filters/types.js";
 import type { AuthzHeaders, L7Filters } from "./l7.js";
 import type { WaypointSnapshot } from "./snapshot.js";
-import type { Endpoint } from "./upstream.js";
+import { serviceEndpoints, type Endpoint } from "./upstream.js";
 
 /** What the waypoint lends its extensions once it is up. */
 export interface ExtensionContext {
@@ -79,9 +78,7 @@ class MeshForwarder {
     this.connect(e).then(
       (up) => {
         if (local.destroyed) return void up.destroy();
-        pipeline(local, up, () => undefined);
-        pipeline(up, local, () => undefined);
-        local.resume();
+        splice(local, up, { a: "ext_authz client", b: "authorizer" }, () => undefined);
       },
       (err: unknown) => {
         this.log.warn(
@@ -253,9 +250,7 @@ export class AuthStage {
     const mesh = this.snapshot?.mesh;
     const svc = mesh?.services.get(serviceKey);
     if (!mesh || !svc) return [];
-    return eligibleEndpoints(svc, mesh.endpointsOf(svc.key), null).flatMap((w) =>
-      w.ips[0] ? [{ workload: w, ip: w.ips[0], port: targetPort(svc, w, port) }] : [],
-    );
+    return serviceEndpoints(mesh, svc, port);
   }
 
   private async runJwt(req: WaypointRequest, query: URLSearchParams): Promise<FilterOutcome> {

@@ -26,12 +26,11 @@ import {
   type Release,
 } from "../model/destination/index.js";
 import type { MeshService, MeshWorkload } from "../node/proxy/mesh.js";
-import { eligibleEndpoints, targetPort } from "../node/proxy/route.js";
 import type { PlannedBackend } from "./plan.js";
 import type { PortProtocol } from "./protocol.js";
 import type { AttemptFailureKind, EndpointChooser } from "./router.js";
 import type { WaypointSnapshot } from "./snapshot.js";
-import { endpointKey, type Endpoint } from "./upstream.js";
+import { endpointKey, serviceEndpoints, type Endpoint } from "./upstream.js";
 
 export interface ClustersOptions {
   registry: Registry;
@@ -282,16 +281,9 @@ export class Clusters implements EndpointChooser {
     const mesh = this.snapshot().mesh;
     const subset = c.policy.subsetLabels;
     const perConnection = c.policy.connectionPool.maxRequestsPerConnection;
-    return eligibleEndpoints(svc, mesh.endpointsOf(svc.key), null).flatMap((w: MeshWorkload) =>
-      w.ips[0] && matchesSubset(this.labelsOf(w), subset)
-        ? [
-            {
-              workload: w,
-              ip: w.ips[0],
-              port: targetPort(svc, w, c.port),
-              ...(perConnection > 0 ? { maxRequestsPerConnection: perConnection } : {}),
-            },
-          ]
+    return serviceEndpoints(mesh, svc, c.port).flatMap((e) =>
+      matchesSubset(this.labelsOf(e.workload), subset)
+        ? [perConnection > 0 ? { ...e, maxRequestsPerConnection: perConnection } : e]
         : [],
     );
   }

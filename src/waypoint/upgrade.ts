@@ -1,10 +1,11 @@
 // HTTP/1.1 Upgrade passthrough (WebSocket): once the filter chain let the request through, it is
 // sent to the endpoint on a connection of its own (never a pooled keep-alive one) with its
-// Upgrade/Connection headers; a 101 answer splices client and endpoint as raw bytes — pipe()
-// backpressure both ways, half-close passed on, an idle timeout on both sides — and any other
+// Upgrade/Connection headers; a 101 answer splices client and endpoint as raw bytes (the node
+// proxy's splice: backpressure both ways, half-close passed on) with an idle timeout — and any other
 // answer is relayed as a normal response, after which the client connection closes. Never throws.
 import * as http from "node:http";
 import type { Duplex } from "node:stream";
+import { splice } from "../node/proxy/splice.js";
 import { HOP_BY_HOP } from "./headers.js";
 import { applyHeaderOps, type ForwardPlan } from "./plan.js";
 import type { Endpoint, Upstreams } from "./upstream.js";
@@ -67,50 +68,26 @@ function head101(up: http.IncomingMessage, headers: Map<string, string[]>): Buff
 }
 
 /**
- * Splice two upgraded connections. Resolves when both are closed: after both directions ended
- * (half-close is passed on, so a side may keep sending after the other finished), on an error
- * or reset of either side (the other is reset too), or after `idleMs` without a byte either way.
+ * Splice two upgraded connections with the node proxy's splice (backpressure, half-close, a
+ * reset of either side resets the other), closed after `idleMs` without a byte either way.
  */
-function splice(
+function spliceUpgraded(
   client: Duplex,
   endpoint: Duplex,
   idleMs: number,
 ): Promise<{ requestBytes: number; responseBytes: number; flags: string[] }> {
   return new Promise((resolve) => {
-    let requestBytes = 0;
-    let responseBytes = 0;
     const flags: string[] = [];
-    let closed = 0;
-    let grace: NodeJS.Timeout | undefined;
-    const onClose = (self: Duplex, other: Duplex) => (): void => {
-      if (++closed === 2) {
-        if (grace) clearTimeout(grace);
-        return resolve({ requestBytes, responseBytes, flags });
-      }
-      if (self.readableEnded && self.writableFinished) {
-        // A clean close: let the other side flush what it still has for its peer, then go.
-        other.end();
-        grace = setTimeout(() => other.destroy(), 10_000);
-        grace.unref();
-      } else other.destroy();
-    };
-    client.on("data", (d: Buffer) => (requestBytes += d.length));
-    endpoint.on("data", (d: Buffer) => (responseBytes += d.length));
-    client.on("error", () => undefined);
-    endpoint.on("error", () => undefined);
-    client.once("close", onClose(client, endpoint));
-    endpoint.once("close", onClose(endpoint, client));
+    const s = splice(client, endpoint, { a: "client", b: "upstream" }, (end) =>
+      resolve({ requestBytes: end.aToB, responseBytes: end.bToA, flags }),
+    );
     const idle = (): void => {
       if (!flags.includes("SI")) flags.push("SI"); // Envoy's stream idle timeout flag
-      client.destroy();
-      endpoint.destroy();
+      s.close("idle");
     };
     type Timed = Duplex & { setTimeout?(ms: number, cb: () => void): unknown };
     (client as Timed).setTimeout?.(idleMs, idle);
     (endpoint as Timed).setTimeout?.(idleMs, idle);
-    client.pipe(endpoint);
-    endpoint.pipe(client);
-    client.resume();
   });
 }
 
@@ -194,7 +171,7 @@ export async function forwardUpgrade(
       down.socket.write(head);
       if (upHead.length > 0) down.socket.write(upHead);
       if (down.head.length > 0) upSocket.write(down.head);
-      void splice(down.socket, upSocket, opts.idleMs).then((s) =>
+      void spliceUpgraded(down.socket, upSocket, opts.idleMs).then((s) =>
         settle({
           ok: true,
           status: 101,

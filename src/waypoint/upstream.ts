@@ -6,9 +6,9 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import type { HbonePool } from "../node/proxy/hbone-pool.js";
-import type { MeshWorkload } from "../node/proxy/mesh.js";
+import type { MeshService, MeshSnapshot, MeshWorkload } from "../node/proxy/mesh.js";
 import type { LocalPod, PodNetwork } from "../node/proxy/network.js";
-import { HBONE_PORT } from "../node/proxy/route.js";
+import { eligibleEndpoints, HBONE_PORT, targetPort } from "../node/proxy/route.js";
 import { TunnelSocket } from "./tunnel-socket.js";
 
 export interface Endpoint {
@@ -38,6 +38,13 @@ export interface UpstreamsOptions {
   connectTimeoutMs: number;
   /** Idle keep-alive connections are closed after this long. */
   idleTimeoutMs?: number;
+}
+
+/** The ready endpoints of a Service port, as the router dials them (the Service's routing rules honoured). */
+export function serviceEndpoints(mesh: MeshSnapshot, svc: MeshService, port: number): Endpoint[] {
+  return eligibleEndpoints(svc, mesh.endpointsOf(svc.key), null).flatMap((w) =>
+    w.ips[0] ? [{ workload: w, ip: w.ips[0], port: targetPort(svc, w, port) }] : [],
+  );
 }
 
 export const endpointKey = (e: Endpoint): string => `${e.workload.uid}|${e.ip}:${e.port}`;
