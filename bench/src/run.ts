@@ -1,6 +1,6 @@
-// `npm run bench [-- --full] [--reps N] [--only ID,ID] [--systems NAME,NAME] [--before DIR]
-// [--seconds N] [--cpu-prof DIR] [--readme]`: starts the systems under test
-// (topology.ts), runs every load of the suite on every system — warmed up, repeated, interleaved
+// `npm run bench [-- --full] [--topology netns|loopback] [--reps N] [--only ID,ID]
+// [--systems NAME,NAME] [--before DIR] [--seconds N] [--cpu-prof DIR] [--out DIR] [--readme]`: starts the
+// systems under test (netns-topology.ts as root, else topology.ts's loopback one), runs every load of the suite on every system — warmed up, repeated, interleaved
 // (each repetition rotates which system goes first) — measures the proxies' CPU and memory from
 // /proc around each run, and writes bench/results/latest.json and latest.md (report.ts).
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -11,13 +11,16 @@ import { cpuSeconds, ioSyscalls, killAll, run, rssKiB, start, stop, stopAll } fr
 import { renderMarkdown, summarize, type Sample } from "./report.js";
 import { rotation } from "./stats.js";
 import { suite, type LoadDef } from "./suite.js";
-import { BENCH_ROOT, REPO_ROOT, loopbackTopology, type System } from "./topology.js";
+import { isRoot, netnsTopology } from "./netns-topology.js";
+import { BENCH_ROOT, REPO_ROOT, loopbackTopology, type System, type Topology } from "./topology.js";
 
 const LOADGEN = join(BENCH_ROOT, "dist", "src", "loadgen.js");
 const say = (line: string): void => console.log(`bench: ${line}`);
 
 interface Args {
   full: boolean;
+  /** netns: the lab (root; the default as root); loopback: SOCKS5 on 127.0.0.0/8 (the default otherwise). */
+  topology: "netns" | "loopback";
   reps?: number;
   only?: string[];
   /** Run only these systems (direct is always kept: added latency is measured against it). */
@@ -29,6 +32,8 @@ interface Args {
   /** Write V8 CPU profiles of every Ambit proxy process into this directory. */
   cpuProf?: string;
   readme: boolean;
+  /** Where latest.json and latest.md go (default bench/results). */
+  out?: string;
 }
 
 function args(): Args {
@@ -43,8 +48,17 @@ function args(): Args {
   const before = val("--before");
   const cpuProf = val("--cpu-prof");
   const seconds = val("--seconds");
+  const out = val("--out");
+  const topology = val("--topology") ?? (isRoot() ? "netns" : "loopback");
+  if (topology !== "netns" && topology !== "loopback")
+    throw new Error(`--topology: expected netns or loopback, got "${topology}"`);
+  if (topology === "netns")
+    for (const flag of ["--before", "--cpu-prof"])
+      if (a.includes(flag))
+        throw new Error(`${flag} runs its proxies from the bench itself: add --topology loopback`);
   return {
     full: a.includes("--full"),
+    topology,
     ...(reps ? { reps: Number(reps) } : {}),
     ...(only ? { only: only.split(",") } : {}),
     ...(systems ? { systems: ["direct", ...systems.split(",").filter((x) => x !== "direct")] } : {}),
@@ -52,11 +66,12 @@ function args(): Args {
     ...(cpuProf ? { cpuProf } : {}),
     ...(seconds ? { seconds: Number(seconds) } : {}),
     readme: a.includes("--readme"),
+    ...(out ? { out } : {}),
   };
 }
 
-async function loadgen(spec: LoadSpec, timeoutMs: number): Promise<LoadResult> {
-  const out = await run([process.execPath, LOADGEN, JSON.stringify(spec)], timeoutMs);
+async function loadgen(sys: System, spec: LoadSpec, timeoutMs: number): Promise<LoadResult> {
+  const out = await run([...(sys.exec ?? []), process.execPath, LOADGEN, JSON.stringify(spec)], timeoutMs);
   return JSON.parse(out.trim().split("\n").pop() ?? "{}") as LoadResult;
 }
 
@@ -97,7 +112,7 @@ async function measure(sys: System, def: LoadDef, rep: number): Promise<Sample> 
       ...httpSpec(sys, def),
       ...(def.rate !== undefined ? { rate: def.rate } : {}),
     };
-    const r = await loadgen(spec, (def.seconds + 30) * 1000 * 2);
+    const r = await loadgen(sys, spec, (def.seconds + 30) * 1000 * 2);
     metrics.perSecond = r.perSecond;
     metrics.completed = r.completed;
     metrics.errors = r.errors;
@@ -115,6 +130,7 @@ async function measure(sys: System, def: LoadDef, rep: number): Promise<Sample> 
   } else if (def.kind === "iperf") {
     const out = await run(
       [
+        ...(sys.exec ?? []),
         ...sys.iperfPrefix,
         "iperf3",
         "-c",
@@ -137,9 +153,13 @@ async function measure(sys: System, def: LoadDef, rep: number): Promise<Sample> 
     work = (j.end?.sum_received?.bytes ?? Number.NaN) / 1e9;
   } else {
     const spec: LoadSpec = { mode: "idle", ...httpSpec(sys, def), holdSeconds: def.seconds + 60 };
-    const g = await start([process.execPath, LOADGEN, JSON.stringify(spec)], /^\{.*\}$/m, {
-      timeoutMs: (def.seconds + 30) * 1000,
-    });
+    const g = await start(
+      [...(sys.exec ?? []), process.execPath, LOADGEN, JSON.stringify(spec)],
+      /^\{.*\}$/m,
+      {
+        timeoutMs: (def.seconds + 30) * 1000,
+      },
+    );
     const r = JSON.parse(g.match?.[0] ?? "{}") as LoadResult;
     await new Promise((res) => setTimeout(res, 1_000));
     const held = snapshot(sys);
@@ -179,10 +199,13 @@ async function main(): Promise<void> {
   );
   const t0 = Date.now();
   if (a.cpuProf) mkdirSync(a.cpuProf, { recursive: true });
-  const topo = await loopbackTopology(say, {
-    ...(a.before ? { before: a.before } : {}),
-    ...(a.cpuProf ? { proxyNodeArgs: ["--cpu-prof", "--cpu-prof-dir", a.cpuProf] } : {}),
-  });
+  const topo: Topology =
+    a.topology === "netns"
+      ? await netnsTopology(say)
+      : await loopbackTopology(say, {
+          ...(a.before ? { before: a.before } : {}),
+          ...(a.cpuProf ? { proxyNodeArgs: ["--cpu-prof", "--cpu-prof-dir", a.cpuProf] } : {}),
+        });
   if (a.systems) topo.systems = topo.systems.filter((x) => a.systems?.includes(x.name));
   say(
     `${s.name} suite: ${loads.length} loads × ${topo.systems.length} systems (${topo.systems.map((x) => x.name).join(", ")}) × ${s.repetitions} repetitions`,
@@ -193,6 +216,7 @@ async function main(): Promise<void> {
     for (const sys of topo.systems) {
       for (const kind of ["closed", "connrate"] as const)
         await loadgen(
+          sys,
           { mode: kind, ...httpSpec(sys, { id: "warm", kind, title: "", seconds: 1, connections: 8 }) },
           60_000,
         );
@@ -238,14 +262,14 @@ async function main(): Promise<void> {
     summary: summarize(loads, samples),
     samples,
   };
-  const dir = join(BENCH_ROOT, "results");
+  const dir = a.out ?? join(BENCH_ROOT, "results");
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "latest.json"), `${JSON.stringify(result, null, 2)}\n`);
   const md = renderMarkdown(result);
   writeFileSync(join(dir, "latest.md"), md);
   if (a.readme) updateReadme(md);
   console.log(md);
-  say(`done in ${result.durationSeconds} s; wrote bench/results/latest.json and latest.md`);
+  say(`done in ${result.durationSeconds} s; wrote ${join(dir, "latest.json")} and latest.md`);
 }
 
 /** How this run was started, for the report (without --readme, which only says where it goes). */

@@ -14,8 +14,7 @@
 //             that before/after are compared in one interleaved run.
 // Loopback mode is how Ambit's own tests and benchmarks run its node proxy without root: an
 // application names its destination with SOCKS5 (iperf3 goes through proxychains4 for it).
-// TODO(netns): the lab topology (`ambit lab up`: pods in network namespaces, in-pod iptables
-// capture, no SOCKS) is the next topology to add behind the same `System` interface.
+// As root the bench runs the same systems in the lab instead (netns-topology.ts).
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -46,6 +45,8 @@ export interface System {
   /** iperf3 client: server address and port, and a command prefix (proxychains4 for SOCKS). */
   iperf: Target;
   iperfPrefix: string[];
+  /** Command prefix for the client programs (load generator, iperf3): `ip netns exec POD` in netns mode. */
+  exec?: string[];
   proxies: ProxyProcess[];
 }
 
@@ -73,8 +74,11 @@ const SERVICE_VIP = "10.96.0.77";
 const L7_SERVICE_VIP = "10.96.0.78";
 const BEFORE_SERVICE_VIP = "10.96.0.79";
 const WAYPOINT_VIP = "10.96.0.80";
-const HTTP_PORT = 9100;
-const IPERF_PORT = 5201;
+export const HTTP_PORT = 9100;
+export const IPERF_PORT = 5201;
+/** HAProxy's front ports on the client side (HTTP, iperf3); the server side listens on +7. */
+export const HAPROXY_HTTP_PORT = 16001;
+export const HAPROXY_IPERF_PORT = 16002;
 
 const MESH = `apiVersion: v1
 kind: Namespace
@@ -175,7 +179,7 @@ async function waitHttp200(url: string, ms: number): Promise<void> {
 }
 
 /** A CA and two leaf certificates (ECDSA P-256) for the HAProxy pair, made with openssl. */
-async function makeCerts(dir: string): Promise<void> {
+export async function makeCerts(dir: string): Promise<void> {
   const o = (args: string[]): Promise<string> => run(["openssl", ...args], 30_000, { cwd: dir });
   await o(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key"]);
   await o([
@@ -219,7 +223,13 @@ async function makeCerts(dir: string): Promise<void> {
   }
 }
 
-function haproxyConfig(dir: string, side: "client" | "server"): string {
+/** One side of the HAProxy mTLS pair between `clientIp` and `serverIp` (certificates in `dir`). */
+export function haproxyConfig(
+  dir: string,
+  side: "client" | "server",
+  clientIp = CLIENT_POD,
+  serverIp = SERVER_POD,
+): string {
   const global = `global
   maxconn 9900
   ssl-default-bind-options ssl-min-ver TLSv1.3
@@ -231,8 +241,8 @@ defaults
   timeout server 10m
 `;
   const pairs: [number, number, number][] = [
-    [16001, 16008, HTTP_PORT],
-    [16002, 16009, IPERF_PORT],
+    [HAPROXY_HTTP_PORT, HAPROXY_HTTP_PORT + 7, HTTP_PORT],
+    [HAPROXY_IPERF_PORT, HAPROXY_IPERF_PORT + 7, IPERF_PORT],
   ];
   if (side === "client")
     return (
@@ -240,8 +250,8 @@ defaults
       pairs
         .map(
           ([front, tunnel], i) => `listen out${i}
-  bind ${CLIENT_POD}:${front}
-  server peer ${SERVER_POD}:${tunnel} ssl crt ${dir}/client.pem ca-file ${dir}/ca.pem verify required
+  bind ${clientIp}:${front}
+  server peer ${serverIp}:${tunnel} ssl crt ${dir}/client.pem ca-file ${dir}/ca.pem verify required
 `,
         )
         .join("")
@@ -251,8 +261,8 @@ defaults
     pairs
       .map(
         ([, tunnel, app], i) => `listen in${i}
-  bind ${SERVER_POD}:${tunnel} ssl crt ${dir}/server.pem ca-file ${dir}/ca.pem verify required
-  server app ${SERVER_POD}:${app}
+  bind ${serverIp}:${tunnel} ssl crt ${dir}/server.pem ca-file ${dir}/ca.pem verify required
+  server app ${serverIp}:${app}
 `,
       )
       .join("")
@@ -475,8 +485,8 @@ export async function loopbackTopology(
       {
         name: "haproxy",
         label: "C peer: HAProxy mTLS pair",
-        http: { host: CLIENT_POD, port: 16001 },
-        iperf: { host: CLIENT_POD, port: 16002 },
+        http: { host: CLIENT_POD, port: HAPROXY_HTTP_PORT },
+        iperf: { host: CLIENT_POD, port: HAPROXY_IPERF_PORT },
         iperfPrefix: [],
         proxies: [
           { role: "client-side", pid: hapClient.pid },

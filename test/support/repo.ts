@@ -21,10 +21,18 @@ export function runAmbit(
   args: readonly string[],
   opts: { input?: string; cwd?: string; timeoutMs?: number } = {},
 ): Promise<RunResult> {
-  const root = repoRoot();
+  return runProgram(process.execPath, [join(repoRoot(), "bin", "ambit.js"), ...args], opts);
+}
+
+/** Run any program with a time limit (killed when it is up); stdin is closed (or fed `input`). */
+export function runProgram(
+  file: string,
+  args: readonly string[],
+  opts: { input?: string; cwd?: string; timeoutMs?: number } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(root, "bin", "ambit.js"), ...args], {
-      cwd: opts.cwd ?? root,
+    const child = spawn(file, args, {
+      cwd: opts.cwd ?? repoRoot(),
       stdio: ["pipe", "pipe", "pipe"],
       timeout: opts.timeoutMs ?? 30_000,
     });
