@@ -17,7 +17,7 @@
 // The load generator and iperf3 run inside the client pod's netns (`ip netns exec`); the proxies'
 // PIDs come from the lab's state file. The bench builds its own lab and takes it down at the end;
 // it refuses to run over a lab that is already up (netns names are global).
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run, start, stop, type Started } from "./procs.js";
@@ -28,8 +28,7 @@ import {
   HTTP_PORT,
   IPERF_PORT,
   REPO_ROOT,
-  haproxyConfig,
-  makeCerts,
+  startHaproxyPair,
   type System,
   type Topology,
 } from "./topology.js";
@@ -186,25 +185,13 @@ export async function netnsTopology(say: (line: string) => void): Promise<Topolo
       );
     }
 
-    const certs = join(work, "certs");
-    mkdirSync(certs);
-    await makeCerts(certs);
-    const haproxies: Started[] = [];
-    for (const [side, p] of [
-      ["server", serverPlain],
-      ["client", clientPlain],
-    ] as const) {
-      const cfg = join(work, `haproxy-${side}.cfg`);
-      writeFileSync(cfg, haproxyConfig(certs, side, clientPlain.ip, serverPlain.ip));
-      await run(["haproxy", "-c", "-q", "-f", cfg], 10_000);
-      const h = await start([...inPod(p), "haproxy", "-db", "-f", cfg], null);
-      started.push(h);
-      haproxies.push(h);
-    }
-    await new Promise((r) => setTimeout(r, 300));
-    for (const h of haproxies)
-      if (h.child.exitCode !== null) throw new Error(`haproxy exited:\n${h.output()}`);
-    const [hapServer, hapClient] = haproxies as [Started, Started];
+    const [hapClient, hapServer] = await startHaproxyPair(
+      work,
+      clientPlain.ip,
+      serverPlain.ip,
+      started,
+      (side) => inPod(side === "client" ? clientPlain : serverPlain),
+    );
 
     // The mesh is ready once the client pod reaches the server through both Services.
     for (const vip of [SERVICE_VIP, L7_SERVICE_VIP]) await untilReachable(inPod(client), vip);

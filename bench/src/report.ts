@@ -14,7 +14,7 @@ export interface Sample {
 export interface LoadSummary {
   /** Per system, per metric: median and spread over the repetitions. */
   systems: Record<string, Record<string, Spread>>;
-  /** Open loop: latency added over direct (µs), paired by repetition. */
+  /** Open loop and round trip: latency added over direct (µs), paired by repetition. */
   added?: Record<string, Record<"p50" | "p90" | "p99" | "p999", Spread>>;
   /** Throughput loads: ratios of medians (vsBefore: against `ambit-l4-before` when it ran). */
   ratios?: Record<string, { vsDirect: number; vsCPeer: number; vsBefore?: number }>;
@@ -24,6 +24,11 @@ const PERCENTILES = ["p50", "p90", "p99", "p999"] as const;
 /** Every system the report knows, in table order. */
 const SYSTEMS = ["direct", "ambit", "ambit-l7", "haproxy", "ambit-l4-before"] as const;
 const ROLES = ["client-side", "waypoint", "server-side"] as const;
+
+/** Loads whose latency is reported as added over direct: open loop, and the 1-connection round trip. */
+function latencyLoad(def: LoadDef): boolean {
+  return def.kind === "open" || (def.kind === "closed" && def.connections === 1);
+}
 
 function throughputMetric(def: LoadDef): string | undefined {
   if (def.kind === "closed" || def.kind === "connrate") return "perSecond";
@@ -49,7 +54,7 @@ export function summarize(
       systems[system] = Object.fromEntries([...metrics].map((m) => [m, spread(series(system, m))]));
     }
     const summary: LoadSummary = { systems };
-    if (def.kind === "open") {
+    if (latencyLoad(def)) {
       summary.added = {};
       for (const system of Object.keys(systems).filter((x) => x !== "direct"))
         summary.added[system] = Object.fromEntries(
@@ -131,15 +136,15 @@ export function renderMarkdown(r: Report): string {
   L.push("");
 
   L.push(
-    "**Open loop (HTTP/1.1, 1 KiB responses), latency added over direct, µs, corrected for coordinated omission**",
+    "**Latency (HTTP/1.1, 1 KiB responses) added over direct, µs**: open loop at fixed rates, corrected for coordinated omission; round trip: one connection, one request at a time (closed loop)",
   );
   L.push("");
   L.push("| load | system | achieved req/s | p50 | p90 | p99 | p99.9 | anchor |");
   L.push("|---|---|---|---|---|---|---|---|");
-  for (const def of r.loads.filter((d) => d.kind === "open")) {
+  for (const def of r.loads.filter(latencyLoad)) {
     const s = r.summary[def.id];
     if (!s) continue;
-    const anchor = def.rate === 1000 ? ANCHORS.latency1000 : "";
+    const anchor = def.rate === 1000 ? ANCHORS.latency1000 : def.kind === "closed" ? ANCHORS.roundTrip : "";
     const d = s.systems.direct;
     if (d)
       L.push(
@@ -169,7 +174,7 @@ export function renderMarkdown(r: Report): string {
     const digits = metric === "gbps" ? 2 : 0;
     const unit = metric === "gbps" ? " Gbit/s" : "/s";
     const anchor =
-      def.kind === "closed"
+      def.kind === "closed" && def.connections === 50
         ? ANCHORS.closed
         : def.kind === "connrate"
           ? ANCHORS.connrate
@@ -254,6 +259,5 @@ export function renderMarkdown(r: Report): string {
     }
     L.push("");
   }
-  L.push(`Round-trip anchor (not measured here): ${ANCHORS.roundTrip}.`);
   return `${L.join("\n")}\n`;
 }

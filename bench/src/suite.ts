@@ -39,6 +39,13 @@ export function suite(full: boolean, repetitions?: number): Suite {
         connections,
       });
   loads.push({
+    id: "rtt-c1",
+    kind: "closed",
+    title: "round trip, 1 connection (closed loop)",
+    seconds: s,
+    connections: 1,
+  });
+  loads.push({
     id: "closed-c50",
     kind: "closed",
     title: "closed loop, 50 connections (max req/s)",

@@ -179,7 +179,7 @@ async function waitHttp200(url: string, ms: number): Promise<void> {
 }
 
 /** A CA and two leaf certificates (ECDSA P-256) for the HAProxy pair, made with openssl. */
-export async function makeCerts(dir: string): Promise<void> {
+async function makeCerts(dir: string): Promise<void> {
   const o = (args: string[]): Promise<string> => run(["openssl", ...args], 30_000, { cwd: dir });
   await o(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key"]);
   await o([
@@ -224,7 +224,7 @@ export async function makeCerts(dir: string): Promise<void> {
 }
 
 /** One side of the HAProxy mTLS pair between `clientIp` and `serverIp` (certificates in `dir`). */
-export function haproxyConfig(
+function haproxyConfig(
   dir: string,
   side: "client" | "server",
   clientIp = CLIENT_POD,
@@ -267,6 +267,35 @@ defaults
       )
       .join("")
   );
+}
+
+/**
+ * The C peer: certificates, then HAProxy's server side and client side (each through `wrap`, e.g.
+ * `ip netns exec POD`), added to `started`; resolves with [client side, server side].
+ */
+export async function startHaproxyPair(
+  work: string,
+  clientIp: string,
+  serverIp: string,
+  started: Started[],
+  wrap: (side: "client" | "server") => string[] = () => [],
+): Promise<[Started, Started]> {
+  const certs = join(work, "certs");
+  mkdirSync(certs);
+  await makeCerts(certs);
+  const haproxies: Started[] = [];
+  for (const side of ["server", "client"] as const) {
+    const cfg = join(work, `haproxy-${side}.cfg`);
+    writeFileSync(cfg, haproxyConfig(certs, side, clientIp, serverIp));
+    await run(["haproxy", "-c", "-q", "-f", cfg], 10_000);
+    const h = await start([...wrap(side), "haproxy", "-db", "-f", cfg], null);
+    started.push(h);
+    haproxies.push(h);
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  for (const h of haproxies) if (h.child.exitCode !== null) throw new Error(`haproxy exited:\n${h.output()}`);
+  const [server, client] = haproxies as [Started, Started];
+  return [client, server];
 }
 
 export async function loopbackTopology(
@@ -422,22 +451,7 @@ export async function loopbackTopology(
       say(`ambit (before, ${opts.before}): nodes n3 (pid ${before[0].pid}), n4 (pid ${before[1].pid}) ready`);
     }
 
-    const certs = join(work, "certs");
-    mkdirSync(certs);
-    await makeCerts(certs);
-    const haproxies: Started[] = [];
-    for (const side of ["server", "client"] as const) {
-      const cfg = join(work, `haproxy-${side}.cfg`);
-      writeFileSync(cfg, haproxyConfig(certs, side));
-      await run(["haproxy", "-c", "-q", "-f", cfg], 10_000);
-      const h = await start(["haproxy", "-db", "-f", cfg], null);
-      started.push(h);
-      haproxies.push(h);
-    }
-    await new Promise((r) => setTimeout(r, 300));
-    for (const h of haproxies)
-      if (h.child.exitCode !== null) throw new Error(`haproxy exited:\n${h.output()}`);
-    const [hapServer, hapClient] = haproxies as [Started, Started];
+    const [hapClient, hapServer] = await startHaproxyPair(work, CLIENT_POD, SERVER_POD, started);
     say(`haproxy: client side pid ${hapClient.pid}, server side pid ${hapServer.pid}`);
 
     const chains = (pod: string): string[] => {
