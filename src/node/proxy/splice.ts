@@ -62,8 +62,10 @@ function pump(src: Duplex, dst: Duplex, count: (n: number) => void, batch: boole
     corked = false;
     if (dst.destroyed) return;
     dst.uncork();
-    // Backpressure is judged once the batch went out: only what the kernel did not take counts.
-    if (dst.writableLength >= dst.writableHighWaterMark) pause();
+    // Backpressure is judged once the batch went out: only what the kernel did not take counts,
+    // against the same bound as each write (the socket's 16 KiB mark would pause the HTTP/2
+    // stream whenever the application lags a little behind a bulk transfer).
+    if (dst.writableLength >= WRITE_LIMIT) pause();
   };
   src.on("data", (chunk: Buffer) => {
     count(chunk.length);
