@@ -37,42 +37,53 @@ export interface SpliceOptions {
   batchBToA?: boolean;
 }
 
-/** Most bytes a batch holds before its source is paused. */
-const BATCH_LIMIT = 256 * 1024;
+/**
+ * Most bytes a destination may hold in its write queue before its source is paused. Higher than
+ * a stream's default 16 KiB high-water mark on purpose: a TCP read brings up to 64 KiB, so
+ * pausing at `write() === false` would stop and restart the source on every read of a bulk
+ * transfer (a readStop/readStart pair, an epoll_ctl each, and an extra event-loop turn) although
+ * the destination drains it in the same turn. A batch (~5 HBONE frames a turn) fits too.
+ */
+const WRITE_LIMIT = 256 * 1024;
 
 /**
- * Copy `src` into `dst` with backpressure, as `src.pipe(dst)` does (pause while `dst` is full,
- * end `dst` when `src` ends), counting bytes in the same listener, optionally batching writes.
+ * Copy `src` into `dst` with backpressure, as `src.pipe(dst)` does (pause while `dst` holds
+ * WRITE_LIMIT bytes or more, end `dst` when `src` ends), counting bytes in the same listener,
+ * optionally batching writes.
  */
 function pump(src: Duplex, dst: Duplex, count: (n: number) => void, batch: boolean): void {
   let corked = false;
+  let paused = false;
+  const pause = (): void => {
+    paused = true;
+    src.pause();
+  };
   const uncork = (): void => {
     corked = false;
     if (dst.destroyed) return;
     dst.uncork();
-    // Backpressure is judged once the batch went out: only what the kernel did not take counts.
-    if (dst.writableLength >= dst.writableHighWaterMark) src.pause();
+    // Backpressure is judged once the batch went out: only what the kernel did not take counts,
+    // against the same bound as each write (the socket's 16 KiB mark would pause the HTTP/2
+    // stream whenever the application lags a little behind a bulk transfer).
+    if (dst.writableLength >= WRITE_LIMIT) pause();
   };
   src.on("data", (chunk: Buffer) => {
     count(chunk.length);
     if (dst.destroyed || dst.writableEnded) return;
-    if (batch) {
-      if (!corked) {
-        corked = true;
-        dst.cork();
-        setImmediate(uncork);
-      }
-      // Held until uncork. Pausing at the socket's 16 KiB mark here would stall the HTTP/2
-      // stream on every turn of a bulk transfer, so a batch may grow to BATCH_LIMIT (a turn of
-      // HBONE data is ~5 frames) before the source is paused; 'drain' resumes it.
-      dst.write(chunk);
-      if (dst.writableLength >= BATCH_LIMIT) src.pause();
-      return;
+    if (batch && !corked) {
+      corked = true;
+      dst.cork();
+      setImmediate(uncork);
     }
-    if (!dst.write(chunk)) src.pause();
+    // While corked the chunk is held until uncork: pausing at the socket's 16 KiB mark here would
+    // stall the HTTP/2 stream on every turn of a bulk transfer. 'drain' resumes a paused source.
+    dst.write(chunk);
+    if (dst.writableLength >= WRITE_LIMIT) pause();
   });
   dst.on("drain", () => {
-    if (!src.destroyed) src.resume();
+    if (!paused || src.destroyed) return;
+    paused = false;
+    src.resume();
   });
   src.once("end", () => {
     if (!dst.destroyed && !dst.writableEnded) dst.end();

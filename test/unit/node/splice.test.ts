@@ -3,7 +3,7 @@
 // one writev). Real TCP sockets on the bench's loopback range.
 import assert from "node:assert/strict";
 import * as net from "node:net";
-import { PassThrough } from "node:stream";
+import { Duplex, PassThrough } from "node:stream";
 import { after, describe, test } from "node:test";
 import { splice, type SpliceEnd } from "../../../src/node/proxy/splice.js";
 
@@ -84,6 +84,44 @@ describe("splice", () => {
       aFar.destroy();
       bFar.destroy();
     });
+
+  test("does not stop the source at every read when the destination drains within the turn", async () => {
+    const [a, aFar] = await tcpPair(servers);
+    // Like an HTTP/2 stream: a 16 KiB high-water mark, writes completed in the check phase.
+    let got = 0;
+    const dst = new Duplex({
+      highWaterMark: 16 * 1024,
+      read(): void {},
+      write(chunk: Buffer, _enc, cb): void {
+        got += chunk.length;
+        setImmediate(cb);
+      },
+      writev(chunks: { chunk: Buffer }[], cb): void {
+        for (const c of chunks) got += c.chunk.length;
+        setImmediate(cb);
+      },
+    });
+    let pauses = 0;
+    const pause = a.pause.bind(a);
+    a.pause = (): net.Socket => {
+      pauses++;
+      return pause();
+    };
+    const s = splice(a, dst, { a: "client", b: "stream" }, () => undefined);
+    const total = 8 * 1024 * 1024;
+    const chunk = Buffer.alloc(64 * 1024, 5);
+    for (let sent = 0; sent < total; sent += chunk.length)
+      if (!aFar.write(chunk)) await new Promise((r) => aFar.once("drain", r));
+    const deadline = Date.now() + 10_000;
+    while (got < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(got, total);
+    assert.equal(s.bytes.aToB, total);
+    // A pause needs 256 KiB held since the last drain: at most 32 for 8 MiB. Pausing whenever
+    // write() returns false would stop the socket after nearly every one of the 64 KiB reads.
+    assert.ok(pauses <= total / (256 * 1024), `paused ${pauses} times`);
+    s.close("test over");
+    aFar.destroy();
+  });
 
   test("reports a side that went away mid-stream as a reset", async () => {
     const [a, aFar] = await tcpPair(servers);
