@@ -101,6 +101,8 @@ function namespaceOf(principal: string): string | null {
   return /\/ns\/([^/]+)\/sa\//.exec(principal)?.[1] ?? null;
 }
 
+const NONE: readonly string[] = [];
+
 function joined(v: string[]): string {
   return v.join(",");
 }
@@ -219,11 +221,12 @@ export class WaypointL7 {
 
   private headerMap(req: DownstreamRequest): Map<string, string[]> {
     const map = new Map<string, string[]>();
-    const drop = new Set([...HOP_BY_HOP, ...connectionTokens(req.headers.connection)]);
+    const connection = req.headers.connection;
+    const listed = connection === undefined ? NONE : connectionTokens(connection);
     const raw = req.rawHeaders;
     for (let i = 0; i + 1 < raw.length; i += 2) {
       const k = (raw[i] ?? "").toLowerCase();
-      if (k.startsWith(":") || drop.has(k)) continue;
+      if (k.startsWith(":") || HOP_BY_HOP.has(k) || listed.includes(k)) continue;
       const v = raw[i + 1] ?? "";
       const list = map.get(k);
       if (list) list.push(v);

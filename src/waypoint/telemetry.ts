@@ -65,6 +65,9 @@ export interface RequestRecord {
 const BYTE_BUCKETS = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
 const MS_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000];
 
+/** Distinct label sets kept (a bound: the cache is cleared when it is reached). */
+const MAX_LABEL_SETS = 4096;
+
 function principalOf(id: string | null): string {
   return id ?? "unknown";
 }
@@ -128,12 +131,41 @@ export class WaypointTelemetry {
     this.access.info({ event: "refused", reason, ...detail }, "refused");
   }
 
-  finished(r: RequestRecord): void {
+  /**
+   * Label sets by what they are made of (workloads, Service, protocol, codes, flags): built once,
+   * not per request. Workloads and Services are keyed by object identity per config push (a new
+   * push brings new objects, so the cache is cleared when it outgrows its bound).
+   */
+  private readonly labelSets = new Map<string, RequestLabels>();
+  private readonly ids = new WeakMap<object, number>();
+  private nextId = 1;
+
+  private idOf(o: object | null): number {
+    if (o === null) return 0;
+    let id = this.ids.get(o);
+    if (id === undefined) {
+      id = this.nextId++;
+      this.ids.set(o, id);
+    }
+    return id;
+  }
+
+  private labelsOf(r: RequestRecord, flags: string): RequestLabels {
+    const key = `${this.idOf(r.source.workload)} ${this.idOf(r.destination.workload)} ${this.idOf(r.service)} ${r.protocol} ${r.status} ${r.grpcStatus ?? ""} ${flags} ${r.source.principal ?? ""}`;
+    let labels = this.labelSets.get(key);
+    if (labels === undefined) {
+      if (this.labelSets.size >= MAX_LABEL_SETS) this.labelSets.clear();
+      labels = this.buildLabels(r, flags);
+      this.labelSets.set(key, labels);
+    }
+    return labels;
+  }
+
+  private buildLabels(r: RequestRecord, flags: string): RequestLabels {
     const s = r.source.workload;
     const d = r.destination.workload;
     const svc = r.service;
-    const flags = r.flags.length > 0 ? r.flags.join(",") : "-";
-    const labels: RequestLabels = {
+    return {
       reporter: "waypoint",
       source_workload: s?.workloadName ?? "unknown",
       source_workload_namespace: s?.namespace ?? "unknown",
@@ -156,11 +188,20 @@ export class WaypointTelemetry {
       response_flags: flags,
       connection_security_policy: "mutual_tls",
     };
+  }
+
+  finished(r: RequestRecord): void {
+    const s = r.source.workload;
+    const d = r.destination.workload;
+    const svc = r.service;
+    const flags = r.flags.length > 0 ? r.flags.join(",") : "-";
+    const labels = this.labelsOf(r, flags);
     const ms = performance.now() - r.startedAt;
     this.requests.inc(labels);
     this.duration.observe(labels, ms);
     this.requestBytes.observe(labels, r.requestBytes);
     this.responseBytes.observe(labels, r.responseBytes);
+    if (!this.access.isLevelEnabled("info")) return;
     this.access.info(
       {
         event: "request",
