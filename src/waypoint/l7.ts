@@ -329,11 +329,20 @@ export class WaypointL7 {
       traceId: trace.traceId,
       requestId,
     };
-    req.on("data", (c: Buffer) => (record.requestBytes += c.length));
-    // Counting must not start the flow: the body waits (paused, buffered by the stream up to its
-    // highWaterMark, then backpressure) until the router sends it upstream, however long the
-    // filters take (JWKS fetch, ext_authz). Flowing here would drop what arrives meanwhile.
-    req.pause();
+    // A request that cannot have a body (HTTP/1.1 without Content-Length or Transfer-Encoding,
+    // HTTP/2 ended with its headers) has no bytes to count: no listener, no pause/resume cycle.
+    const bodyless =
+      arrival.upgrade === undefined &&
+      (version === "HTTP/2"
+        ? (req as http2.Http2ServerRequest).stream.endAfterHeaders
+        : req.headers["content-length"] === undefined && req.headers["transfer-encoding"] === undefined);
+    if (!bodyless) {
+      req.on("data", (c: Buffer) => (record.requestBytes += c.length));
+      // Counting must not start the flow: the body waits (paused, buffered by the stream up to its
+      // highWaterMark, then backpressure) until the router sends it upstream, however long the
+      // filters take (JWKS fetch, ext_authz). Flowing here would drop what arrives meanwhile.
+      req.pause();
+    }
     const finish = (reply: LocalReply | null, result?: RouterResult): void => {
       if (reply && arrival.expectContinue && !continued && version === "HTTP/1.1") {
         // The client held its body back; it will not come, so the connection cannot be reused.
