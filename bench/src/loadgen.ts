@@ -55,6 +55,8 @@ export interface LoadResult {
   /** Open loop only: from the actual send (what a generator with coordinated omission reports). µs. */
   serviceUs?: LatencySummary;
   held?: number;
+  /** idle: why connections failed (error message → count), to tell refusals from timeouts. */
+  errorKinds?: Record<string, number>;
 }
 
 function histogram(): hdr.Histogram {
@@ -301,6 +303,7 @@ async function idle(spec: LoadSpec): Promise<LoadResult> {
   const lat = histogram();
   const sockets: net.Socket[] = [];
   let errors = 0;
+  const errorKinds: Record<string, number> = {};
   let next = 0;
   const start = process.hrtime.bigint();
   const openBy = Date.now() + spec.seconds * 1000;
@@ -315,8 +318,10 @@ async function idle(spec: LoadSpec): Promise<LoadResult> {
           sockets.push(s);
           await oneRequest(s, false);
           rec(lat, (nowNs(start) - t0) / 1000);
-        } catch {
+        } catch (err) {
           errors++;
+          const kind = (err as Error).message.slice(0, 120);
+          errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
         }
       }
     }),
@@ -332,6 +337,7 @@ async function idle(spec: LoadSpec): Promise<LoadResult> {
     perSecond: lat.totalCount / elapsed,
     latencyUs: summarize(lat),
     held: alive,
+    ...(errors > 0 ? { errorKinds } : {}),
   };
   // Report, then hold until told to stop (SIGTERM) or the hold time is up.
   process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -16,13 +16,18 @@ export interface LoadSummary {
   systems: Record<string, Record<string, Spread>>;
   /** Open loop and round trip: latency added over direct (µs), paired by repetition. */
   added?: Record<string, Record<"p50" | "p90" | "p99" | "p999", Spread>>;
-  /** Throughput loads: ratios of medians (vsBefore: against `ambit-l4-before` when it ran). */
+  /**
+   * Throughput loads: ratios of medians (vsBefore: Ambit L4 against `ambit-l4-before`, Ambit L7
+   * against `ambit-l7-before`, when those ran).
+   */
   ratios?: Record<string, { vsDirect: number; vsCPeer: number; vsBefore?: number }>;
 }
 
 const PERCENTILES = ["p50", "p90", "p99", "p999"] as const;
 /** Every system the report knows, in table order. */
-const SYSTEMS = ["direct", "ambit", "ambit-l7", "haproxy", "ambit-l4-before"] as const;
+const SYSTEMS = ["direct", "ambit", "ambit-l7", "haproxy", "ambit-l4-before", "ambit-l7-before"] as const;
+/** The "before" build's counterpart of each system that has one (with `--before DIR`). */
+const BEFORE_OF: Record<string, string> = { ambit: "ambit-l4-before", "ambit-l7": "ambit-l7-before" };
 const ROLES = ["client-side", "waypoint", "server-side"] as const;
 
 /** Loads whose latency is reported as added over direct: open loop, and the 1-connection round trip. */
@@ -65,12 +70,14 @@ export function summarize(
     if (metric) {
       const med = (system: string): number | undefined => systems[system]?.[metric]?.median;
       summary.ratios = {};
-      for (const system of Object.keys(systems))
+      for (const system of Object.keys(systems)) {
+        const before = BEFORE_OF[system];
         summary.ratios[system] = {
           vsDirect: ratio(med(system), med("direct")),
           vsCPeer: ratio(med(system), med("haproxy")),
-          ...(systems["ambit-l4-before"] ? { vsBefore: ratio(med(system), med("ambit-l4-before")) } : {}),
+          ...(before && systems[before] ? { vsBefore: ratio(med(system), med(before)) } : {}),
         };
+      }
     }
     out[def.id] = summary;
   }
@@ -106,6 +113,7 @@ const LABEL: Record<string, string> = {
   "ambit-l7": "Ambit L7 (waypoint)",
   haproxy: "HAProxy (C peer)",
   "ambit-l4-before": "Ambit L4 before",
+  "ambit-l7-before": "Ambit L7 before",
 };
 const x = (v: number | undefined): string =>
   v !== undefined && Number.isFinite(v) ? `${v.toFixed(2)}×` : "—";
@@ -118,7 +126,7 @@ export function renderMarkdown(r: Report): string {
   const L: string[] = [];
   const present = SYSTEMS.filter((sys) => r.systems.some((s) => s.name === sys));
   const proxied = present.filter((sys) => sys !== "direct");
-  const hasBefore = present.includes("ambit-l4-before");
+  const hasBefore = present.some((sys) => Object.values(BEFORE_OF).includes(sys));
   L.push(
     `Suite **${r.suite}**, ${r.date.slice(0, 16).replace("T", " ")} UTC, ${r.durationSeconds} s, \`${r.command}\`.`,
   );
@@ -164,7 +172,7 @@ export function renderMarkdown(r: Report): string {
   L.push("**Throughput** (ratios of medians)");
   L.push("");
   L.push(
-    `| load | system | median (min…max) | ÷ direct | ÷ HAProxy |${hasBefore ? " ÷ Ambit L4 before |" : ""} anchor |`,
+    `| load | system | median (min…max) | ÷ direct | ÷ HAProxy |${hasBefore ? " ÷ before (same path, --before build) |" : ""} anchor |`,
   );
   L.push(`|---|---|---|---|---|${hasBefore ? "---|" : ""}---|`);
   for (const def of r.loads) {
@@ -187,7 +195,7 @@ export function renderMarkdown(r: Report): string {
       const q = s.ratios?.[sys];
       const mine = sys === "direct" ? "" : x(q?.vsDirect);
       const vsC = sys === "haproxy" || sys === "direct" ? "" : x(q?.vsCPeer);
-      const vsB = hasBefore ? ` ${sys === "ambit" ? x(q?.vsBefore) : ""} |` : "";
+      const vsB = hasBefore ? ` ${BEFORE_OF[sys] ? x(q?.vsBefore) : ""} |` : "";
       L.push(
         `| ${def.title} | ${LABEL[sys]} | ${fmtSpread(v, digits, unit)} | ${mine} | ${vsC} |${vsB} ${sys === "ambit" ? anchor : ""} |`,
       );
@@ -259,5 +267,53 @@ export function renderMarkdown(r: Report): string {
     }
     L.push("");
   }
+  if (hasBefore) L.push(...beforeAfter(r, present));
   return `${L.join("\n")}\n`;
+}
+
+/** Before/after per path (with `--before DIR`): the headline figures side by side, after ÷ before. */
+function beforeAfter(r: Report, present: readonly string[]): string[] {
+  const L: string[] = [];
+  const pairs = Object.entries(BEFORE_OF).filter(([a, b]) => present.includes(a) && present.includes(b));
+  if (pairs.length === 0) return L;
+  L.push(
+    "**Before → after** (medians of the same path, this build vs the `--before` build; CPU and syscalls per 1000 requests, per held connection for idle; latency: absolute, µs)",
+  );
+  L.push("");
+  L.push("| load | path | measure | before | after | after ÷ before |");
+  L.push("|---|---|---|---|---|---|");
+  const measures = (def: LoadDef): [string, string, number][] => {
+    const m: [string, string, number][] = [];
+    if (def.kind === "idle") m.push(["held", "held", 0]);
+    else if (def.kind === "iperf") m.push(["Gbit/s", "gbps", 2]);
+    else {
+      m.push(["req/s", "perSecond", 0]);
+      for (const p of ["p50", "p99", "p999"]) m.push([`${p} µs`, p, 0]);
+    }
+    for (const role of ROLES) {
+      if (def.kind !== "idle") m.push([`CPU s ${role}`, `cpuPerUnit.${role}`, 3]);
+      else m.push([`KiB/conn ${role}`, `rssPerConnKiB.${role}`, 1]);
+      if (def.kind !== "idle") m.push([`syscalls ${role}`, `syscallsPerUnit.${role}`, 0]);
+    }
+    return m;
+  };
+  for (const def of r.loads) {
+    const s = r.summary[def.id];
+    if (!s) continue;
+    for (const [after, before] of pairs) {
+      const A = s.systems[after];
+      const B = s.systems[before];
+      if (!A || !B) continue;
+      for (const [label, metric, digits] of measures(def)) {
+        const a = A[metric];
+        const b = B[metric];
+        if (!a || !b || !Number.isFinite(a.median) || !Number.isFinite(b.median)) continue;
+        L.push(
+          `| ${def.title} | ${LABEL[after]} | ${label} | ${fmtSpread(b, digits)} | ${fmtSpread(a, digits)} | ${x(ratio(a.median, b.median))} |`,
+        );
+      }
+    }
+  }
+  L.push("");
+  return L;
 }

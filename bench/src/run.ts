@@ -165,6 +165,8 @@ async function measure(sys: System, def: LoadDef, rep: number): Promise<Sample> 
     const held = snapshot(sys);
     metrics.held = r.held ?? 0;
     metrics.errors = r.errors;
+    if (r.errorKinds)
+      say(`${def.id} ${sys.name}: ${r.errors} connections failed: ${JSON.stringify(r.errorKinds)}`);
     metrics.openSeconds = r.seconds;
     for (const p of sys.proxies) {
       metrics[`rssPerConnKiB.${p.role}`] =

@@ -12,6 +12,9 @@
 //             another Ambit checkout (e.g. the main branch before an optimization), nodes n3/n4
 //             with pods 127.0.54.1 → 127.0.54.2 (the same backend program listens there too), so
 //             that before/after are compared in one interleaved run.
+//   ambit-l7-before (only with `--before DIR`) — the L7 path of the other checkout: n3 → HBONE →
+//             its own `ambit waypoint` (pod 127.0.54.3, Gateway bench/waypoint-before, admin host
+//             127.0.10.56) → HBONE → n4 → the same backend program on 127.0.54.2.
 // Loopback mode is how Ambit's own tests and benchmarks run its node proxy without root: an
 // application names its destination with SOCKS5 (iperf3 goes through proxychains4 for it).
 // As root the bench runs the same systems in the lab instead (netns-topology.ts).
@@ -26,7 +29,7 @@ export const BENCH_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", ".
 export const REPO_ROOT = join(BENCH_ROOT, "..");
 const AMBIT = join(REPO_ROOT, "bin", "ambit.js");
 
-export type SystemName = "direct" | "ambit" | "ambit-l7" | "haproxy" | "ambit-l4-before";
+export type SystemName = "direct" | "ambit" | "ambit-l7" | "haproxy" | "ambit-l4-before" | "ambit-l7-before";
 
 export type ProxyRole = "client-side" | "server-side" | "waypoint";
 
@@ -64,16 +67,20 @@ export interface TopologyOptions {
 }
 
 // The bench's own loopback ranges (other suites run on the same machine at the same time): pods in
-// 127.0.51.0/24–127.0.54.0/24, the proxies' admin/metrics/readiness hosts in 127.0.10.51–59.
+// 127.0.51.0/24–127.0.54.0/24, the proxies' admin/metrics/readiness hosts in 127.0.10.51–59
+// (n1, n2, waypoint, n3, n4, waypoint-before: .51–.56).
 const CLIENT_POD = "127.0.51.1";
 const SERVER_POD = "127.0.52.1";
 const WAYPOINT_POD = "127.0.53.1";
 const BEFORE_CLIENT_POD = "127.0.54.1";
 const BEFORE_SERVER_POD = "127.0.54.2";
+const BEFORE_WAYPOINT_POD = "127.0.54.3";
 const SERVICE_VIP = "10.96.0.77";
 const L7_SERVICE_VIP = "10.96.0.78";
 const BEFORE_SERVICE_VIP = "10.96.0.79";
 const WAYPOINT_VIP = "10.96.0.80";
+const BEFORE_L7_SERVICE_VIP = "10.96.0.81";
+const BEFORE_WAYPOINT_VIP = "10.96.0.82";
 export const HTTP_PORT = 9100;
 export const IPERF_PORT = 5201;
 /** HAProxy's front ports on the client side (HTTP, iperf3); the server side listens on +7. */
@@ -160,6 +167,39 @@ spec:
   selector: { app: server-before }
   clusterIP: ${BEFORE_SERVICE_VIP}
   ports: [{ name: http, port: ${HTTP_PORT} }, { name: iperf, port: ${IPERF_PORT} }]
+---
+# ambit-l7-before: the other checkout's waypoint (on n3), for a second Service of server-before.
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: waypoint-before, namespace: bench, labels: { istio.io/waypoint-for: service } }
+spec:
+  gatewayClassName: istio-waypoint
+  listeners: [{ name: mesh, port: 15008, protocol: HBONE }]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: waypoint-before-1
+  namespace: bench
+  labels: { gateway.networking.k8s.io/gateway-name: waypoint-before, istio.io/dataplane-mode: none }
+spec: { nodeName: n3, serviceAccountName: waypoint-before }
+status: { podIP: ${BEFORE_WAYPOINT_POD} }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: waypoint-before, namespace: bench }
+spec:
+  selector: { gateway.networking.k8s.io/gateway-name: waypoint-before }
+  clusterIP: ${BEFORE_WAYPOINT_VIP}
+  ports: [{ name: mesh, port: 15008 }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: server-l7-before, namespace: bench, labels: { istio.io/use-waypoint: waypoint-before } }
+spec:
+  selector: { app: server-before }
+  clusterIP: ${BEFORE_L7_SERVICE_VIP}
+  ports: [{ name: http, port: ${HTTP_PORT} }, { name: tcp-iperf, port: ${IPERF_PORT} }]
 `;
 
 async function waitHttp200(url: string, ms: number): Promise<void> {
@@ -420,35 +460,54 @@ export async function loopbackTopology(
     const n1 = await startNode(AMBIT, "n1", "127.0.10.51");
     const n2 = await startNode(AMBIT, "n2", "127.0.10.52");
     say(`ambit: control plane and nodes n1 (pid ${n1.pid}), n2 (pid ${n2.pid}) ready`);
-    const wp = await start(
-      [
-        process.execPath,
-        ...proxyArgs,
-        AMBIT,
-        "waypoint",
-        "--control-plane",
-        `127.0.0.1:${grpcPort}`,
-        "--gateway",
-        "bench/waypoint",
-        "--credentials",
-        join(work, "n1"),
-        "--address",
-        WAYPOINT_POD,
-        ...adminArgs("127.0.10.53"),
-      ],
-      null,
-      { env },
-    );
-    started.push(wp);
-    await waitHttp200("http://127.0.10.53:15021/healthz/ready", 30_000);
+    /** Start `bin`'s waypoint for Gateway bench/`gateway` with node `node`'s credentials. */
+    const startWaypoint = async (
+      bin: string,
+      gateway: string,
+      node: string,
+      pod: string,
+      host: string,
+    ): Promise<Started> => {
+      const wp = await start(
+        [
+          process.execPath,
+          ...proxyArgs,
+          bin,
+          "waypoint",
+          "--control-plane",
+          `127.0.0.1:${grpcPort}`,
+          "--gateway",
+          `bench/${gateway}`,
+          "--credentials",
+          join(work, node),
+          "--address",
+          pod,
+          ...adminArgs(host),
+        ],
+        null,
+        { env },
+      );
+      started.push(wp);
+      await waitHttp200(`http://${host}:15021/healthz/ready`, 30_000);
+      return wp;
+    };
+    const wp = await startWaypoint(AMBIT, "waypoint", "n1", WAYPOINT_POD, "127.0.10.53");
     say(`ambit: waypoint bench/waypoint (pid ${wp.pid}) ready`);
-    let before: [Started, Started] | undefined;
+    let before: [Started, Started, Started] | undefined;
     if (beforeBin) {
-      before = [
-        await startNode(beforeBin, "n3", "127.0.10.54"),
-        await startNode(beforeBin, "n4", "127.0.10.55"),
-      ];
-      say(`ambit (before, ${opts.before}): nodes n3 (pid ${before[0].pid}), n4 (pid ${before[1].pid}) ready`);
+      const n3 = await startNode(beforeBin, "n3", "127.0.10.54");
+      const n4 = await startNode(beforeBin, "n4", "127.0.10.55");
+      const wpBefore = await startWaypoint(
+        beforeBin,
+        "waypoint-before",
+        "n3",
+        BEFORE_WAYPOINT_POD,
+        "127.0.10.56",
+      );
+      before = [n3, n4, wpBefore];
+      say(
+        `ambit (before, ${opts.before}): nodes n3 (pid ${n3.pid}), n4 (pid ${n4.pid}), waypoint bench/waypoint-before (pid ${wpBefore.pid}) ready`,
+      );
     }
 
     const [hapClient, hapServer] = await startHaproxyPair(work, CLIENT_POD, SERVER_POD, started);
@@ -509,18 +568,33 @@ export async function loopbackTopology(
       },
     ];
     if (before)
-      systems.push({
-        name: "ambit-l4-before",
-        label: `Ambit L4 from ${opts.before} (the "before" build)`,
-        http: { host: BEFORE_SERVICE_VIP, port: HTTP_PORT },
-        socks: { host: BEFORE_CLIENT_POD, port: 15001 },
-        iperf: { host: BEFORE_SERVICE_VIP, port: IPERF_PORT },
-        iperfPrefix: chains(BEFORE_CLIENT_POD),
-        proxies: [
-          { role: "client-side", pid: before[0].pid },
-          { role: "server-side", pid: before[1].pid },
-        ],
-      });
+      systems.push(
+        {
+          name: "ambit-l4-before",
+          label: `Ambit L4 from ${opts.before} (the "before" build)`,
+          http: { host: BEFORE_SERVICE_VIP, port: HTTP_PORT },
+          socks: { host: BEFORE_CLIENT_POD, port: 15001 },
+          iperf: { host: BEFORE_SERVICE_VIP, port: IPERF_PORT },
+          iperfPrefix: chains(BEFORE_CLIENT_POD),
+          proxies: [
+            { role: "client-side", pid: before[0].pid },
+            { role: "server-side", pid: before[1].pid },
+          ],
+        },
+        {
+          name: "ambit-l7-before",
+          label: `Ambit L7 from ${opts.before} (the "before" build: its nodes and waypoint)`,
+          http: { host: BEFORE_L7_SERVICE_VIP, port: HTTP_PORT },
+          socks: { host: BEFORE_CLIENT_POD, port: 15001 },
+          iperf: { host: BEFORE_L7_SERVICE_VIP, port: IPERF_PORT },
+          iperfPrefix: chains(BEFORE_CLIENT_POD),
+          proxies: [
+            { role: "client-side", pid: before[0].pid },
+            { role: "waypoint", pid: before[2].pid },
+            { role: "server-side", pid: before[1].pid },
+          ],
+        },
+      );
     const describe: Record<string, string> = {
       topology: "loopback (Ambit loopback mode: SOCKS5 to the node proxy; no capture)",
       ambit:
@@ -529,7 +603,8 @@ export async function loopbackTopology(
       iperf3: (await run(["iperf3", "-v"], 5_000)).split("\n")[0] ?? "",
       openssl: (await run(["openssl", "version"], 5_000)).trim(),
     };
-    if (opts.before) describe.before = `ambit-l4-before: node proxies from ${resolve(opts.before)}`;
+    if (opts.before)
+      describe.before = `ambit-l4-before: node proxies from ${resolve(opts.before)}; ambit-l7-before: its node proxies and waypoint`;
     return { systems, describe, close: cleanup };
   } catch (err) {
     await cleanup();

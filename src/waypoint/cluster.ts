@@ -55,6 +55,15 @@ interface ClusterState {
   slots: Map<string, Release[]>;
   timers: Set<NodeJS.Timeout>;
   dropped: boolean;
+  /** The endpoints as of one snapshot (they change only with the config): built once per push. */
+  members: Members | null;
+}
+
+interface Members {
+  snapshot: WaypointSnapshot;
+  all: Endpoint[];
+  keys: string[];
+  byKey: Map<string, Endpoint>;
 }
 
 type ChooseCtx = Parameters<EndpointChooser["choose"]>[1];
@@ -216,6 +225,7 @@ export class Clusters implements EndpointChooser {
       slots: new Map(),
       timers: new Set(),
       dropped: false,
+      members: null,
     };
     this.clusters.set(name, c);
     // HTTP/2 upstreams multiplex on one connection: only max requests applies (as in Envoy,
@@ -288,6 +298,21 @@ export class Clusters implements EndpointChooser {
     );
   }
 
+  /** endpointsOf(c) with their keys, computed once per snapshot. */
+  private members(c: ClusterState): Members {
+    const snapshot = this.snapshot();
+    if (c.members?.snapshot === snapshot) return c.members;
+    const all = this.endpointsOf(c);
+    const keys = all.map(endpointKey);
+    const byKey = new Map<string, Endpoint>();
+    all.forEach((e, i) => {
+      const k = keys[i] as string;
+      if (!byKey.has(k)) byKey.set(k, e);
+    });
+    c.members = { snapshot, all, keys, byKey };
+    return c.members;
+  }
+
   endpoints(backend: PlannedBackend): Endpoint[] {
     if (!backend.service) return [];
     return this.endpointsOf(this.cluster(backend.service, backend.port, backend.subset, backend.protocol));
@@ -305,8 +330,7 @@ export class Clusters implements EndpointChooser {
       return { ok: false, reply: { status: 503, body: "" }, flag: "NC" };
     }
     const now = this.now();
-    const all = this.endpointsOf(c);
-    const keys = all.map(endpointKey);
+    const { keys, byKey } = this.members(c);
     this.outlier.setEndpoints(c.name, keys);
     const healthy = this.outlier.healthy(c.name, keys, now);
     if (healthy.length === 0)
@@ -334,7 +358,7 @@ export class Clusters implements EndpointChooser {
     } else {
       key = c.balancer.pick(fresh.length > 0 ? fresh : healthy, pickCtx);
     }
-    const endpoint = key === null ? undefined : all.find((e) => endpointKey(e) === key);
+    const endpoint = key === null ? undefined : byKey.get(key);
     if (!endpoint || key === null)
       return { ok: false, reply: { status: 503, body: "no healthy upstream" }, flag: "UH" };
 

@@ -101,6 +101,8 @@ function namespaceOf(principal: string): string | null {
   return /\/ns\/([^/]+)\/sa\//.exec(principal)?.[1] ?? null;
 }
 
+const NONE: readonly string[] = [];
+
 function joined(v: string[]): string {
   return v.join(",");
 }
@@ -219,11 +221,12 @@ export class WaypointL7 {
 
   private headerMap(req: DownstreamRequest): Map<string, string[]> {
     const map = new Map<string, string[]>();
-    const drop = new Set([...HOP_BY_HOP, ...connectionTokens(req.headers.connection)]);
+    const connection = req.headers.connection;
+    const listed = connection === undefined ? NONE : connectionTokens(connection);
     const raw = req.rawHeaders;
     for (let i = 0; i + 1 < raw.length; i += 2) {
       const k = (raw[i] ?? "").toLowerCase();
-      if (k.startsWith(":") || drop.has(k)) continue;
+      if (k.startsWith(":") || HOP_BY_HOP.has(k) || listed.includes(k)) continue;
       const v = raw[i + 1] ?? "";
       const list = map.get(k);
       if (list) list.push(v);
@@ -326,11 +329,20 @@ export class WaypointL7 {
       traceId: trace.traceId,
       requestId,
     };
-    req.on("data", (c: Buffer) => (record.requestBytes += c.length));
-    // Counting must not start the flow: the body waits (paused, buffered by the stream up to its
-    // highWaterMark, then backpressure) until the router sends it upstream, however long the
-    // filters take (JWKS fetch, ext_authz). Flowing here would drop what arrives meanwhile.
-    req.pause();
+    // A request that cannot have a body (HTTP/1.1 without Content-Length or Transfer-Encoding,
+    // HTTP/2 ended with its headers) has no bytes to count: no listener, no pause/resume cycle.
+    const bodyless =
+      arrival.upgrade === undefined &&
+      (version === "HTTP/2"
+        ? (req as http2.Http2ServerRequest).stream.endAfterHeaders
+        : req.headers["content-length"] === undefined && req.headers["transfer-encoding"] === undefined);
+    if (!bodyless) {
+      req.on("data", (c: Buffer) => (record.requestBytes += c.length));
+      // Counting must not start the flow: the body waits (paused, buffered by the stream up to its
+      // highWaterMark, then backpressure) until the router sends it upstream, however long the
+      // filters take (JWKS fetch, ext_authz). Flowing here would drop what arrives meanwhile.
+      req.pause();
+    }
     const finish = (reply: LocalReply | null, result?: RouterResult): void => {
       if (reply && arrival.expectContinue && !continued && version === "HTTP/1.1") {
         // The client held its body back; it will not come, so the connection cannot be reused.

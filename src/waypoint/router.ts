@@ -118,7 +118,8 @@ export class Router {
     const started = performance.now();
     const deadline = plan.timeoutMs !== null ? started + plan.timeoutMs : Infinity;
     const body = ctx.hasBody ? new ReplayableBody(downstreamReq, REPLAY_LIMIT) : null;
-    const upstreamHeaders = new Map([...headers].map(([k, v]) => [k, [...v]]));
+    const upstreamHeaders = new Map<string, string[]>();
+    for (const [k, v] of headers) upstreamHeaders.set(k, v.slice());
     applyHeaderOps(upstreamHeaders, plan.requestHeaders);
     applyHeaderOps(upstreamHeaders, plan.backend.requestHeaders);
     const request: UpstreamRequest = {

@@ -2,9 +2,10 @@
 // (so existing dashboards work), Ambit's counters for refusals and L4 passthrough, and one JSON
 // access-log line per request with both identities, the JWT principal, the route, the policy
 // decision, the response flags and upstream timing.
-import { Counter, Histogram, type Registry } from "prom-client";
+import { Counter, type Registry } from "prom-client";
 import type { Logger } from "../core/log.js";
 import type { MeshService, MeshWorkload } from "../node/proxy/mesh.js";
+import { SeriesCounter, SeriesHistogram, type CounterSeries, type HistogramSeries } from "./series.js";
 
 const LABELS = [
   "reporter",
@@ -30,7 +31,16 @@ const LABELS = [
   "connection_security_policy",
 ] as const;
 
-type RequestLabels = Record<(typeof LABELS)[number], string>;
+type LabelName = (typeof LABELS)[number];
+type RequestLabels = Record<LabelName, string>;
+
+/** The four request metrics' series for one label set. */
+interface RequestSeries {
+  requests: CounterSeries;
+  duration: HistogramSeries;
+  requestBytes: HistogramSeries;
+  responseBytes: HistogramSeries;
+}
 
 /** One request as metrics and the access log describe it. */
 export interface RequestRecord {
@@ -65,15 +75,18 @@ export interface RequestRecord {
 const BYTE_BUCKETS = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
 const MS_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000];
 
+/** Distinct label sets kept (a bound: the cache is cleared when it is reached). */
+const MAX_LABEL_SETS = 4096;
+
 function principalOf(id: string | null): string {
   return id ?? "unknown";
 }
 
 export class WaypointTelemetry {
-  private readonly requests: Counter<string>;
-  private readonly duration: Histogram<string>;
-  private readonly requestBytes: Histogram<string>;
-  private readonly responseBytes: Histogram<string>;
+  private readonly requests: SeriesCounter<LabelName>;
+  private readonly duration: SeriesHistogram<LabelName>;
+  private readonly requestBytes: SeriesHistogram<LabelName>;
+  private readonly responseBytes: SeriesHistogram<LabelName>;
   private readonly refusals: Counter<string>;
   readonly tcpConnections: Counter<string>;
 
@@ -82,27 +95,27 @@ export class WaypointTelemetry {
     private readonly access: Logger,
   ) {
     const labelNames = [...LABELS];
-    this.requests = new Counter({
+    this.requests = new SeriesCounter({
       name: "istio_requests_total",
       help: "Requests handled by the waypoint",
       labelNames,
       registers: [registry],
     });
-    this.duration = new Histogram({
+    this.duration = new SeriesHistogram({
       name: "istio_request_duration_milliseconds",
       help: "Request duration, ms",
       labelNames,
       buckets: MS_BUCKETS,
       registers: [registry],
     });
-    this.requestBytes = new Histogram({
+    this.requestBytes = new SeriesHistogram({
       name: "istio_request_bytes",
       help: "Request sizes (headers and body), bytes",
       labelNames,
       buckets: BYTE_BUCKETS,
       registers: [registry],
     });
-    this.responseBytes = new Histogram({
+    this.responseBytes = new SeriesHistogram({
       name: "istio_response_bytes",
       help: "Response sizes (headers and body), bytes",
       labelNames,
@@ -128,12 +141,50 @@ export class WaypointTelemetry {
     this.access.info({ event: "refused", reason, ...detail }, "refused");
   }
 
-  finished(r: RequestRecord): void {
+  /**
+   * Series by what their labels are made of (workloads, Service, protocol, codes, flags): label
+   * sets are built once, not per request. Workloads and Services are keyed by object identity (a
+   * push brings new objects, so this cache is cleared when it outgrows its bound; the metrics keep
+   * their series).
+   */
+  private readonly labelSets = new Map<string, RequestSeries>();
+  private readonly ids = new WeakMap<object, number>();
+  private nextId = 1;
+
+  private idOf(o: object | null): number {
+    if (o === null) return 0;
+    let id = this.ids.get(o);
+    if (id === undefined) {
+      id = this.nextId++;
+      this.ids.set(o, id);
+    }
+    return id;
+  }
+
+  private seriesOf(r: RequestRecord, flags: string): RequestSeries {
+    const key = `${this.idOf(r.source.workload)} ${this.idOf(r.destination.workload)} ${this.idOf(r.service)} ${r.protocol} ${r.status} ${r.grpcStatus ?? ""} ${flags} ${r.source.principal ?? ""}`;
+    let series = this.labelSets.get(key);
+    if (series === undefined) {
+      if (this.labelSets.size >= MAX_LABEL_SETS) this.labelSets.clear();
+      const labels = this.buildLabels(r, flags);
+      // The metrics' own series are keyed by the label values (they outlive this cache).
+      const id = JSON.stringify(LABELS.map((l) => labels[l]));
+      series = {
+        requests: this.requests.series(id, labels),
+        duration: this.duration.series(id, labels),
+        requestBytes: this.requestBytes.series(id, labels),
+        responseBytes: this.responseBytes.series(id, labels),
+      };
+      this.labelSets.set(key, series);
+    }
+    return series;
+  }
+
+  private buildLabels(r: RequestRecord, flags: string): RequestLabels {
     const s = r.source.workload;
     const d = r.destination.workload;
     const svc = r.service;
-    const flags = r.flags.length > 0 ? r.flags.join(",") : "-";
-    const labels: RequestLabels = {
+    return {
       reporter: "waypoint",
       source_workload: s?.workloadName ?? "unknown",
       source_workload_namespace: s?.namespace ?? "unknown",
@@ -156,11 +207,20 @@ export class WaypointTelemetry {
       response_flags: flags,
       connection_security_policy: "mutual_tls",
     };
+  }
+
+  finished(r: RequestRecord): void {
+    const s = r.source.workload;
+    const d = r.destination.workload;
+    const svc = r.service;
+    const flags = r.flags.length > 0 ? r.flags.join(",") : "-";
+    const series = this.seriesOf(r, flags);
     const ms = performance.now() - r.startedAt;
-    this.requests.inc(labels);
-    this.duration.observe(labels, ms);
-    this.requestBytes.observe(labels, r.requestBytes);
-    this.responseBytes.observe(labels, r.responseBytes);
+    this.requests.add(series.requests);
+    this.duration.record(series.duration, ms);
+    this.requestBytes.record(series.requestBytes, r.requestBytes);
+    this.responseBytes.record(series.responseBytes, r.responseBytes);
+    if (!this.access.isLevelEnabled("info")) return;
     this.access.info(
       {
         event: "request",

@@ -64,31 +64,61 @@ export class TunnelSocket extends Duplex {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    if (this.idle) clearTimeout(this.idle);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
     if (!this.inner.destroyed) this.inner.destroy();
     cb(err);
   }
 
-  /** net.Socket's idle timeout: "timeout" after `ms` without bytes either way (0 turns it off). */
+  /** What setTimeout() last set, as on a net.Socket (the HTTP Agent skips re-setting an equal one). */
+  timeout: number | undefined = undefined;
+  private idleMs = 0;
+  /** performance.now() of the last byte either way (kept only while an idle timeout is set). */
+  private lastActive = 0;
+  private timer: NodeJS.Timeout | undefined;
+  /** When the armed timer fires (Infinity: none armed). */
+  private timerDue = Number.POSITIVE_INFINITY;
+
+  /**
+   * net.Socket's idle timeout: "timeout" after `ms` without bytes either way (0 turns it off).
+   * The timer is lazy: bytes only stamp the time, and the timer, when it fires, emits or re-arms
+   * for what is left; the HTTP server's per-request setTimeout(0) / setTimeout(keep-alive) pair
+   * and the Agent's per-response call then cost no timer churn.
+   */
   setTimeout(ms: number, cb?: () => void): this {
-    if (this.idle) clearTimeout(this.idle);
-    this.idle = undefined;
-    this.idleMs = ms;
+    this.timeout = ms;
+    this.idleMs = ms > 0 ? ms : 0;
     if (cb) this.once("timeout", cb);
-    this.touch();
+    if (this.idleMs > 0) {
+      this.lastActive = performance.now();
+      this.arm();
+    }
     return this;
   }
 
-  private idle: NodeJS.Timeout | undefined;
-  private idleMs = 0;
-
   private touch(): void {
-    if (this.idleMs <= 0 || this.destroyed) return;
-    if (this.idle) this.idle.refresh();
-    else {
-      this.idle = setTimeout(() => this.emit("timeout"), this.idleMs);
-      this.idle.unref();
-    }
+    if (this.idleMs <= 0) return;
+    this.lastActive = performance.now();
+    if (this.timer === undefined) this.arm();
+  }
+
+  private arm(): void {
+    if (this.destroyed) return;
+    const due = this.lastActive + this.idleMs;
+    if (this.timer !== undefined && this.timerDue <= due) return; // fires first, then re-arms
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timerDue = due;
+    this.timer = setTimeout(() => this.fire(), Math.max(1, due - performance.now()));
+    this.timer.unref();
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    this.timerDue = Number.POSITIVE_INFINITY;
+    if (this.destroyed || this.idleMs <= 0) return;
+    // Timers may run up to a millisecond early against performance.now().
+    if (performance.now() + 1 >= this.lastActive + this.idleMs) this.emit("timeout");
+    else this.arm();
   }
 
   // What the HTTP machinery calls on a net.Socket; the tunnel has no TCP knobs of its own.

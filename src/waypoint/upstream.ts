@@ -4,6 +4,7 @@
 // or one multiplexed HTTP/2 session per endpoint. Endpoints outside the mesh get plain TCP.
 import * as http from "node:http";
 import * as http2 from "node:http2";
+import type * as net from "node:net";
 import type { Duplex } from "node:stream";
 import type { HbonePool } from "../node/proxy/hbone-pool.js";
 import type { MeshService, MeshSnapshot, MeshWorkload } from "../node/proxy/mesh.js";
@@ -49,6 +50,10 @@ export function serviceEndpoints(mesh: MeshSnapshot, svc: MeshService, port: num
 
 export const endpointKey = (e: Endpoint): string => `${e.workload.uid}|${e.ip}:${e.port}`;
 
+/** http.Agent's own addRequest (public behaviour, absent from the type definitions). */
+type AddRequest = (this: http.Agent, req: http.ClientRequest, options: http.ClientRequestArgs) => void;
+const nodeAddRequest = (http.Agent.prototype as unknown as Record<"addRequest", AddRequest>).addRequest;
+
 class TunnelAgent extends http.Agent {
   /** Requests a connection may carry before it is closed (0: unlimited). */
   maxRequests = 0;
@@ -71,6 +76,31 @@ class TunnelAgent extends http.Agent {
         cb?.(err instanceof Error ? err : new Error(String(err)), undefined as unknown as Duplex),
     );
     return undefined;
+  }
+
+  /**
+   * Node's addRequest copies the request's options into a fresh dictionary object and works out
+   * the TLS server name before it even looks for a free socket: for a pooled tunnel (no handle,
+   * no TLS, no request timeout) taking the free socket is all it does, so that case is done
+   * here the way Node does it (LIFO, destroyed ones skipped) and the rest is left to Node.
+   */
+  addRequest(req: http.ClientRequest, options: http.ClientRequestArgs): void {
+    const name = this.getName(options);
+    const freeSockets = this.freeSockets as Record<string, Duplex[] | undefined>;
+    const free = freeSockets[name];
+    if (free !== undefined && (req as { timeout?: number }).timeout === undefined) {
+      while (free.length > 0 && free[0]?.destroyed) free.shift();
+      const socket = free.pop();
+      if (free.length === 0) delete freeSockets[name];
+      if (socket !== undefined) {
+        this.reuseSocket(socket, req);
+        req.onSocket(socket as net.Socket);
+        const busy = this.sockets as Record<string, Duplex[] | undefined>;
+        (busy[name] ??= []).push(socket);
+        return;
+      }
+    }
+    nodeAddRequest.call(this, req, options);
   }
 
   /** Called as each response completes: keep the connection unless it reached its quota. */
