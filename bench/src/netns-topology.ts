@@ -104,7 +104,7 @@ export async function netnsTopology(say: (line: string) => void): Promise<Topolo
   checkNetnsPossible();
   const work = mkdtempSync(join(tmpdir(), "ambit-bench-netns-"));
   const started: Started[] = [];
-  const env = { ...process.env, AMBIT_LOG_LEVEL: "warn" };
+  const env = { ...process.env, AMBIT_LOG_LEVEL: process.env.AMBIT_LOG_LEVEL ?? "warn" };
   const ambit = (args: string[], timeoutMs = 120_000): Promise<string> =>
     run([process.execPath, AMBIT, ...args], timeoutMs, { env });
   const cleanup = async (): Promise<void> => {

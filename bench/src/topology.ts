@@ -351,7 +351,7 @@ export async function loopbackTopology(
   const beforeBin = opts.before ? join(resolve(opts.before), "bin", "ambit.js") : undefined;
   if (beforeBin && !existsSync(beforeBin)) throw new Error(`--before ${opts.before}: no ${beforeBin}`);
   try {
-    const env = { ...process.env, AMBIT_LOG_LEVEL: "warn" };
+    const env = { ...process.env, AMBIT_LOG_LEVEL: process.env.AMBIT_LOG_LEVEL ?? "warn" };
     const state = join(work, "cp");
     mkdirSync(join(state, "config"), { recursive: true });
     writeFileSync(join(state, "config", "mesh.yaml"), MESH + (beforeBin ? BEFORE_MESH : ""));

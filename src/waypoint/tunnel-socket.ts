@@ -88,7 +88,11 @@ export class TunnelSocket extends Duplex {
   setTimeout(ms: number, cb?: () => void): this {
     this.timeout = ms;
     this.idleMs = ms > 0 ? ms : 0;
-    if (cb) this.once("timeout", cb);
+    // As net.Socket: a callback with 0 is removed, so per-request pairs don't pile up listeners.
+    if (cb) {
+      if (ms === 0) this.removeListener("timeout", cb);
+      else this.once("timeout", cb);
+    }
     if (this.idleMs > 0) {
       this.lastActive = performance.now();
       this.arm();

@@ -37,12 +37,26 @@ export interface TunnelRequest {
 }
 
 export type TunnelResult =
-  { ok: true; stream: http2.ClientHttp2Stream } | { ok: false; status: number; reason: string };
+  | { ok: true; stream: http2.ClientHttp2Stream }
+  | { ok: false; status: number; reason: string; refused?: boolean };
+
+/**
+ * RST_STREAM codes with which a peer turns a new stream away unprocessed (its stream or memory
+ * limit — Node answers ENHANCE_YOUR_CALM when it cannot add a stream): safe to retry elsewhere.
+ */
+const REFUSED_CODES: ReadonlySet<number> = new Set([
+  http2.constants.NGHTTP2_REFUSED_STREAM,
+  http2.constants.NGHTTP2_ENHANCE_YOUR_CALM,
+]);
+/** Further attempts, each on another pooled or new connection, after a refused stream. */
+const REFUSED_RETRIES = 2;
 
 interface Pooled {
   key: string;
   session: http2.ClientHttp2Session;
   streams: number;
+  /** Streams the peer turned away a new one at (it may count more than we do): our cap from then on. */
+  refusedAt?: number;
   idle: NodeJS.Timeout | undefined;
   closed: boolean;
 }
@@ -116,18 +130,21 @@ export class HbonePool {
 
   /** Open a CONNECT stream and wait for the peer's answer. */
   async open(req: TunnelRequest): Promise<TunnelResult> {
-    let pooled: Pooled;
-    try {
-      pooled = await this.acquire(req);
-    } catch (err) {
-      return { ok: false, status: 0, reason: `tunnel to ${hostPort(req.tunnel)} failed: ${errText(err)}` };
+    for (let attempt = 0; ; attempt++) {
+      let pooled: Pooled;
+      try {
+        pooled = await this.acquire(req);
+      } catch (err) {
+        return { ok: false, status: 0, reason: `tunnel to ${hostPort(req.tunnel)} failed: ${errText(err)}` };
+      }
+      const r = await this.request(pooled, req);
+      if (r.ok || !r.refused || attempt >= REFUSED_RETRIES) return r;
     }
-    return this.request(pooled, req);
   }
 
   private capacity(p: Pooled): number {
     const remote = p.session.remoteSettings.maxConcurrentStreams ?? this.maxStreams;
-    return Math.min(this.maxStreams, remote);
+    return Math.min(this.maxStreams, remote, p.refusedAt ?? Number.POSITIVE_INFINITY);
   }
 
   /** A pooled connection with a stream slot reserved for the caller. */
@@ -284,10 +301,19 @@ export class HbonePool {
         stream.close();
         settle({ ok: false, status, reason: `peer answered ${status}` });
       });
+      const refused = (): boolean => {
+        if (!REFUSED_CODES.has(stream.rstCode ?? 0)) return false;
+        // The peer holds fewer streams than it advertised (or is short of memory): cap this
+        // connection at what it holds without this one; the caller tries another.
+        p.refusedAt = Math.min(p.refusedAt ?? Number.POSITIVE_INFINITY, Math.max(0, p.streams - 1));
+        return true;
+      };
       stream.once("error", (err) =>
-        settle({ ok: false, status: 0, reason: `CONNECT failed: ${errText(err)}` }),
+        settle({ ok: false, status: 0, reason: `CONNECT failed: ${errText(err)}`, refused: refused() }),
       );
-      stream.once("close", () => settle({ ok: false, status: 0, reason: "stream closed before an answer" }));
+      stream.once("close", () =>
+        settle({ ok: false, status: 0, reason: "stream closed before an answer", refused: refused() }),
+      );
     });
   }
 
