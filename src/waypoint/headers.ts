@@ -1,27 +1,11 @@
 // Header work the waypoint does on every request: W3C trace context (propagate with a new span
 // id, or start a trace), Envoy's x-forwarded-client-cert, and the hop-by-hop headers that must
 // not cross a proxy (RFC 9110 §7.6.1).
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
+import { randomHex } from "../core/random-hex.js";
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 const ZEROS = /^0+$/;
-
-// Span and trace IDs come from a pool of CSPRNG bytes refilled 4 KiB at a time: one randomBytes
-// call per ~170 requests instead of two per request (each a native job: ~5% of the waypoint's
-// CPU at full load).
-const RANDOM_POOL_BYTES = 4096;
-let randomPool = Buffer.alloc(0);
-let randomOffset = 0;
-
-function randomHex(bytes: number): string {
-  if (randomOffset + bytes > randomPool.length) {
-    randomPool = randomBytes(RANDOM_POOL_BYTES);
-    randomOffset = 0;
-  }
-  const hex = randomPool.toString("hex", randomOffset, randomOffset + bytes);
-  randomOffset += bytes;
-  return hex;
-}
 
 /** A traceparent to send upstream: the caller's trace with a new parent id, or a new trace. */
 export function nextTraceparent(incoming: string | undefined): { traceparent: string; traceId: string } {

@@ -3,11 +3,11 @@
 // address, source IP), carries at most 100 streams (or fewer if the peer says so) and is closed
 // after 5 minutes without streams. The client presents the source workload's certificate and
 // accepts only a server presenting the identity it expects, not revoked.
-import { randomBytes } from "node:crypto";
 import * as http2 from "node:http2";
 import * as tls from "node:tls";
 import { formatHostPort } from "../../core/address.js";
 import type { Logger } from "../../core/log.js";
+import { randomHex } from "../../core/random-hex.js";
 import { uriSans } from "../../identity/peer-check.js";
 import type { RevocationList } from "../../model/revocation.js";
 import { HBONE_CONNECTION_WINDOW, HBONE_SETTINGS } from "./hbone-server.js";
@@ -87,22 +87,6 @@ function baggage(w: MeshWorkload): string {
   const value = parts.filter((p) => p !== "").join(",");
   baggageOf.set(w, value);
   return value;
-}
-
-// Trace and span IDs come from a pool of CSPRNG bytes refilled 4 KiB at a time: one
-// randomBytes call per ~170 connections instead of two per connection.
-const RANDOM_POOL_BYTES = 4096;
-let randomPool = Buffer.alloc(0);
-let randomOffset = 0;
-
-function randomHex(bytes: number): string {
-  if (randomOffset + bytes > randomPool.length) {
-    randomPool = randomBytes(RANDOM_POOL_BYTES);
-    randomOffset = 0;
-  }
-  const hex = randomPool.toString("hex", randomOffset, randomOffset + bytes);
-  randomOffset += bytes;
-  return hex;
 }
 
 export function newTraceparent(): string {
