@@ -189,45 +189,33 @@ export async function forwardUpgrade(
       const out: Record<string, string | string[]> = {};
       for (const [k, v] of responseHeaders(plan, up)) out[k] = v.length === 1 ? (v[0] ?? "") : v;
       let bytes = 0;
-      try {
-        down.res.writeHead(up.statusCode ?? 502, out);
-      } catch {
-        up.destroy();
-        down.socket.destroy();
-        return settle({
-          ok: true,
-          status: up.statusCode ?? 502,
-          requestBytes: 0,
-          responseBytes: 0,
-          upstreamMs,
-          flags: ["DC"],
-        });
-      }
-      up.on("data", (d: Buffer) => (bytes += d.length));
-      up.pipe(down.res);
-      up.once("end", () => {
-        conn.destroy();
+      const relayed = (flags: string[]): void =>
         settle({
           ok: true,
           status: up.statusCode ?? 502,
           requestBytes: 0,
           responseBytes: bytes,
           upstreamMs,
-          flags: [],
+          flags,
         });
+      try {
+        down.res.writeHead(up.statusCode ?? 502, out);
+      } catch {
+        up.destroy();
+        down.socket.destroy();
+        return relayed(["DC"]);
+      }
+      up.on("data", (d: Buffer) => (bytes += d.length));
+      up.pipe(down.res);
+      up.once("end", () => {
+        conn.destroy();
+        relayed([]);
       });
       up.once("error", () => undefined);
       up.once("close", () => {
         if (!up.complete) {
           down.socket.destroy();
-          settle({
-            ok: true,
-            status: up.statusCode ?? 502,
-            requestBytes: 0,
-            responseBytes: bytes,
-            upstreamMs,
-            flags: ["UPE"],
-          });
+          relayed(["UPE"]);
         }
       });
     });
